@@ -5,7 +5,7 @@ a time limit, two at a time, and end with the line `N passed, N failed` that CI 
     python tools/test_nbs.py nbs/13*.ipynb   # some notebooks
     python tools/test_nbs.py --flags slow    # also run the `#| slow` cells
 """
-import argparse, subprocess, sys, time
+import argparse, os, subprocess, sys, time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,11 +15,11 @@ RUN_ONE = ("import sys; from nbdev.test import test_nb; from nbdev.config import
            "force_flags=sys.argv[2].split(), basepath=cfg.config_path); sys.exit(0 if ok else 1)")
 
 
-def run(nb: Path, flags: str, timeout: int):
+def run(nb: Path, flags: str, timeout: int, env: dict):
     t0 = time.time()
     try:
         p = subprocess.run([sys.executable, '-c', RUN_ONE, str(nb), flags], cwd=nb.parent, timeout=timeout,
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, env=env)
         ok, log = p.returncode == 0, p.stdout + p.stderr
     except subprocess.TimeoutExpired as e:
         ok, log = False, f'timed out after {timeout} s\n' + (e.stdout or b'').decode() + (e.stderr or b'').decode()
@@ -39,9 +39,12 @@ def main():
         print('no notebook was eligible for testing')
         print('0 passed, 1 failed')
         sys.exit(1)
+    # notebooks run side by side share the cores: one BLAS/OpenMP pool per core, not per notebook
+    env = {**os.environ, 'MPLBACKEND': 'Agg'}
+    env.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) // a.workers)))
     n_ok = n_bad = 0
     with ThreadPoolExecutor(a.workers) as ex:
-        for nb, ok, secs, log in ex.map(lambda nb: run(nb, a.flags, a.timeout), nbs):
+        for nb, ok, secs, log in ex.map(lambda nb: run(nb, a.flags, a.timeout, env), nbs):
             print(f"{'PASS' if ok else 'FAIL'} {nb.name} ({secs:.0f} s)", flush=True)
             if ok: n_ok += 1
             else:
