@@ -75,6 +75,8 @@ cache_mtime = cache.stat().st_mtime
 jobs = [j for j in (nbdev.serve._proc_file(f, cache, nbs, mtime=cache_mtime) for f in files) if j]
 n_workers = max(1, min(len(jobs), int(os.environ.get('DOCS_WORKERS', min(2, os.cpu_count() or 1)))))
 failed = {}
+# nbdev warns, with the whole cell, about each cell that mixes imports and other code; the failures below say enough
+os.environ['PYTHONWARNINGS'] = 'ignore::UserWarning:nbdev.processors'
 if jobs:
     with ProcessPoolExecutor(n_workers, mp_context=get_context('spawn')) as ex:
         futures = {ex.submit(nbdev.serve_drv.main, j): j for j in jobs}
@@ -84,16 +86,33 @@ if jobs:
             except Exception as e:  # nbdev's error names the cell; the remote traceback holds the cause
                 tb = str(getattr(e.__cause__, 'tb', '') or '')
                 causes = re.findall(r'^(\w+(?:Error|Exception|Exit)\b.*)$', tb, re.M)
-                failed[src.name] = (str(e).strip().splitlines()[0], causes[0] if causes else '')
+                lines = str(e).strip().splitlines()
+                failed[src.name] = (lines[0].rstrip(' :'), causes[0] if causes else '', lines[1:4])
                 dst.unlink(missing_ok=True)
 cache.touch()
 if failed:
-    for name, (msg, cause) in failed.items():
-        print(f'build_docs: FAIL {name}: nbdev could not process it: {msg}' + (f'\n    cause: {cause}' if cause else ''),
-              file=sys.stderr)
-    print('build_docs: nbdev runs, besides the exported and show_doc cells, every cell that contains an import: '
-          'keep imports in cells of their own (nbdev FAQ), or make the cell runnable on its own.', file=sys.stderr)
+    for name, (msg, cause, code) in failed.items():
+        print(f'build_docs: FAIL {name}: nbdev could not process it: {msg}' + (f'; {cause}' if cause else ''), file=sys.stderr)
+        for line in code:
+            print(f'    | {line}', file=sys.stderr)
+    print('build_docs: to render show_doc, nbdev runs the exported cells, the show_doc cells and EVERY CELL THAT CONTAINS '
+          'AN IMPORT, without the other cells before it. Move such imports into the imports cell at the top of the '
+          'notebook (or mark a cell that must never run `#| eval: false`).', file=sys.stderr)
 t_proc = time.time() - t0
+if failed:  # leave the pages that could not be made out of the sidebar, so that the rest of the site is whole
+    import yaml
+    def keep(entries):
+        out = []
+        for e in entries:
+            if isinstance(e, dict) and 'contents' in e:
+                e = {**e, 'contents': keep(e['contents'])}
+            elif str(e.get('href', '') if isinstance(e, dict) else e).split('/')[-1] in failed:
+                continue
+            out.append(e)
+        return out
+    bar = yaml.safe_load((cache / 'sidebar.yml').read_text())
+    bar['website']['sidebar']['contents'] = keep(bar['website']['sidebar']['contents'])
+    (cache / 'sidebar.yml').write_text(yaml.safe_dump(bar, sort_keys=False))
 
 # 3. The site, with smalldocs. Quarto names a page by nbdev's `output-file` front matter (00_core.ipynb ->
 # core.html): smalldocs does not read that key, so the Site below does, which keeps the pages' URLs (and nbdev's

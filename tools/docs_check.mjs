@@ -98,7 +98,8 @@ async function main() {
       problems.push(`could not check the page: ${e.message.split('\n')[0]}`);
     }
     problems.unshift(...watch.problems);
-    watch.offline.forEach((m) => offline.add(m));
+    context.blocked.forEach((u) => offline.add(`request ${u}`));
+    context.blocked.clear();
     results.push({ name, problems });
     const secs = ((Date.now() - t) / 1000).toFixed(1);
     console.log(`  ${problems.length ? 'FAIL' : 'PASS'} ${name.padEnd(36)} ${String(info.images).padStart(3)} image(s) ` +

@@ -48,7 +48,7 @@ export async function runMain(main, { limitMs = 600_000, name = 'check' } = {}) 
   try {
     code = (await Promise.race([main(), limit])) ?? 0;
   } catch (e) {
-    console.error(`${name}: ${e.stack || e.message}`);
+    console.error(`${name}: ${process.env.DEBUG ? e.stack : e.message}`);
     code = e.code === 124 ? 124 : 1;
   } finally {
     clearTimeout(timer);
