@@ -1,0 +1,142 @@
+"""BatchTopK SAE (and transcoder) training step vs one dense matmul and vs a straightforward dense implementation.
+
+Shapes: d_in 784 (MNIST pixels), dictionary 4096, batch 4096, k 32. The yardstick is one dense
+(4096 x 784) @ (784 x 4096) matmul timed in the same run with the same threads.
+
+decomp step   = what `train_sae` runs per step: `sae(x, dead_mask=...)` (BatchTopK selection without a full sort,
+                sparse decode, sparse encoder-weight gradient), `update_activity`, backward, decoder-gradient
+                projection, fused Adam, decoder renormalisation.
+dense baseline = the BatchTopK-repo recipe: dense pre-activations, ReLU, `topk` over the flattened batch x dict
+                (a full selection of k * batch out of 16.8 M values), dense scatter, dense decoder matmul, dense
+                autograd gradients, the same projection, the same fused Adam and the same renormalisation.
+The script checks that both produce the same reconstruction on the first batch before timing.
+
+Usage: python benchmarks/bench_sae.py [--json out.json]
+"""
+from __future__ import annotations
+import argparse, json, sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import count_flops, interleaved, load, machine, med, set_threads  # noqa: E402
+
+from decomp.sae.variants import BatchTopKSAE
+
+try:
+    from decomp.sae.transcoder import Transcoder
+except ImportError:  # the transcoder module is optional for this benchmark
+    Transcoder = None
+
+D_IN, N_FEAT, BATCH, K, D_TC_OUT = 784, 4096, 4096, 32, 128
+
+
+def adam(params):
+    params = list(params)
+    try: return torch.optim.Adam(params, lr=1e-4, fused=True)
+    except (RuntimeError, ValueError, TypeError): return torch.optim.Adam(params, lr=1e-4)
+
+
+class DecompStep:
+    def __init__(self, sae, dead_after: int = 100_000):
+        self.sae, self.opt, self.dead_after = sae.train(), adam(sae.parameters()), dead_after
+        self.coeffs = dict(sae.default_coeffs)
+
+    def __call__(self, x, y=None):
+        sae = self.sae
+        out = sae(x, y, dead_mask=sae.dead_mask(self.dead_after))
+        sae.update_activity(out.codes)
+        loss = sum(self.coeffs.get(k, 1.0) * v for k, v in out.terms.items())
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        sae.project_decoder_grad()
+        self.opt.step()
+        sae.post_step()
+        return out
+
+
+class DenseStep:
+    "BatchTopK the straightforward way, on copies of the SAE's initial parameters."
+    def __init__(self, sae):
+        self.W_enc, self.b_enc, self.W_dec, self.b_dec = (torch.nn.Parameter(p.detach().clone()) for p in
+                                                          (sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec))
+        self.sub_b_dec, self.k = sae.apply_b_dec_to_input, sae.k
+        self.opt = adam([self.W_enc, self.b_enc, self.W_dec, self.b_dec])
+
+    def forward(self, x):
+        h = x - self.b_dec if self.sub_b_dec else x
+        acts = F.relu(h @ self.W_enc + self.b_enc)                      # (B, n) dense
+        flat = acts.flatten()
+        top = flat.topk(self.k * x.shape[0], dim=-1)                    # full selection over B * n values
+        codes = torch.zeros_like(flat).scatter(-1, top.indices, top.values).reshape(acts.shape)
+        return codes @ self.W_dec + self.b_dec                          # dense decode
+
+    def __call__(self, x, y=None):
+        y = x if y is None else y
+        recon = self.forward(x)
+        loss = (recon - y).pow(2).sum(-1).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        with torch.no_grad():
+            g, w = self.W_dec.grad, self.W_dec
+            g.sub_((g * w).sum(1, keepdim=True) * w)
+        self.opt.step()
+        with torch.no_grad(): self.W_dec.div_(self.W_dec.norm(dim=1, keepdim=True))
+        return recon
+
+
+def data():
+    "MNIST training pixels (the bundled copy) when available, else uniform noise of the same shape."
+    try:
+        from decomp.data import load_mnist
+        x = load_mnist().x_train[:BATCH].reshape(BATCH, D_IN).float()
+        src = 'MNIST training pixels'
+    except Exception as e:  # noqa: BLE001 - a benchmark can run without the data set
+        x, src = torch.rand(BATCH, D_IN, generator=torch.Generator().manual_seed(0)), f'uniform noise ({type(e).__name__})'
+    return x, src
+
+
+def bench(name, sae, x, y, reps):
+    dec, dense = DecompStep(sae), DenseStep(sae)
+    with torch.no_grad():  # same reconstruction before any step (eval-free: both in training selection mode)
+        r_dec = sae(x, y).recon
+        r_dense = dense.forward(x)
+    err = (r_dec - r_dense).abs().max().item()
+    assert err < 1e-3 * max(1.0, r_dense.abs().max().item()), f'{name}: decomp and dense reconstructions differ by {err}'
+    A = torch.randn(BATCH, D_IN); Bm = torch.randn(D_IN, N_FEAT)
+    t = interleaved({'matmul': lambda: A @ Bm, 'decomp': lambda: dec(x, y), 'dense': lambda: dense(x, y)}, reps=reps)
+    tm, td, tb = med(t['matmul']), med(t['decomp']), med(t['dense'])
+    fl = count_flops(lambda: dense(x, y))
+    return {'name': name, 'matmul_s': tm, 'decomp_s': td, 'dense_s': tb, 'decomp_over_matmul': td / tm,
+            'dense_over_matmul': tb / tm, 'speedup': tb / td, 'matmul_gflops': 2 * BATCH * D_IN * N_FEAT / tm / 1e9,
+            'dense_step_gflop': fl / 1e9, 'decomp_steps_s': 1 / td, 'decomp_samples_s': BATCH / td,
+            'dense_steps_s': 1 / tb, 'recon_max_abs_diff': err, 'raw': t}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--reps', type=int, default=5)
+    ap.add_argument('--json', default=None)
+    args = ap.parse_args()
+    set_threads()
+    x, src = data()
+    res = {'machine': machine(), 'load_start': load(), 'data': src, 'results': []}
+    sae = BatchTopKSAE(D_IN, N_FEAT, K, seed=0)
+    with torch.no_grad(): sae.b_dec.copy_(x.mean(0))  # as train_sae's b_dec init would (mean)
+    res['results'].append(bench('batchtopk_sae', sae, x, None, args.reps))
+    if Transcoder is not None:
+        y = torch.relu(x @ torch.randn(D_IN, D_TC_OUT, generator=torch.Generator().manual_seed(1)) / D_IN ** 0.5)
+        tc = Transcoder(D_IN, D_TC_OUT, N_FEAT, 'batchtopk', k=K, seed=0)
+        with torch.no_grad(): tc.b_dec.copy_(y.mean(0))
+        res['results'].append(bench('batchtopk_transcoder', tc, x, y, args.reps))
+    for r in res['results']:
+        print(f"{r['name']:21s} matmul {r['matmul_s']*1e3:7.1f} ms | decomp {r['decomp_s']*1e3:7.1f} ms = {r['decomp_over_matmul']:5.2f}x matmul | "
+              f"dense {r['dense_s']*1e3:7.1f} ms = {r['dense_over_matmul']:5.2f}x matmul | speedup {r['speedup']:4.2f}x", flush=True)
+    res['load_end'] = load()
+    if args.json: Path(args.json).write_text(json.dumps(res, indent=1))
+
+
+if __name__ == '__main__':
+    main()
