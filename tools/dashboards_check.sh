@@ -32,7 +32,7 @@ bash tools/browser/setup.sh
 # The kernel inherits the environment. On a shared 2-core machine one BLAS/OpenMP thread per process avoids the
 # oversubscription that makes torch several times slower; set OMP_NUM_THREADS yourself to override.
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
-export DASH_ROOT="$ROOT" DASH_JUPYTER="$ROOT/$VENV/bin/jupyter" DASH_NOTEBOOK="nbs/41_dashboards.ipynb" \
+export DASH_ROOT="$ROOT" DASH_JUPYTER="$ROOT/$VENV/bin/jupyter" DASH_NOTEBOOK="${DASH_NOTEBOOK:-nbs/41_dashboards.ipynb}" \
        DASH_SCREENSHOT="$ROOT/output/dashboards_check.png" DASH_TIMEOUT="$TIMEOUT"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
@@ -65,15 +65,15 @@ async function look(page, kind, i) {
       hash = [...d.slice(0, 8)].map((b) => b.toString(16).padStart(2, '0')).join('');
     }
     return {
-      label: box.querySelector('.decomp-label')?.innerText.trim() ?? '',
+      label: box.querySelector('.decomp-label')?.textContent.trim() ?? '',
       hash, bytes, width: img?.naturalWidth ?? 0,
-      readouts: [...box.querySelectorAll('.widget-readout')].map((r) => r.innerText.trim()),
+      readouts: [...box.querySelectorAll('.widget-readout')].map((r) => r.textContent.trim()),
       selects: [...box.querySelectorAll('select')].map((s) => s.value),
     };
   }, [kind, i]);
 }
 
-/** Wait until explorer (kind, i) exists with a drawn figure. */
+/** Wait until explorer (kind, i) exists with a drawn figure and a label. */
 async function ready(page, kind, i, timeoutMs = 120_000) {
   const loc = page.locator(`.decomp-${kind}-explorer`).nth(i);
   await loc.waitFor({ state: 'attached', timeout: timeoutMs });
@@ -81,7 +81,7 @@ async function ready(page, kind, i, timeoutMs = 120_000) {
   const start = Date.now();
   for (;;) {
     const s = await look(page, kind, i);
-    if (s && s.width > 0 && s.hash) return s;
+    if (s && s.width > 0 && s.hash && s.label) return s;
     if (Date.now() - start > timeoutMs) throw new Error(`the ${kind} explorer #${i} has no figure after ${timeoutMs / 1000} s`);
     await sleep(250);
   }
@@ -151,22 +151,28 @@ async function main() {
   if (counts[0] < 2 || counts[1] < 1) problems.push(`expected >= 2 component and >= 1 input explorers as live widgets, found ${counts}`);
 
   if (!problems.length) {
-    // 1. the component slider of the first component explorer (MNIST fc1)
-    const [b1, a1] = await change(page, 'component', 0, (box) => keyOnSlider(box, 'ArrowRight'), 'component slider');
-    const comp = a1.readouts[0];
-    if (comp === b1.readouts[0]) problems.push(`the component slider's readout did not move (${comp})`);
-    if (!a1.label.includes(`component ${comp} of`)) problems.push(`the label does not name component ${comp}: "${a1.label}"`);
-    // 2. the layer dropdown of the shapes explorer: conv2 -> fc1
-    const [, a2] = await change(page, 'component', 1, (box) => box.locator('select').first().selectOption('fc1'), 'layer dropdown');
-    if (!a2.label.startsWith('fc1 component ')) problems.push(`after choosing fc1 the label reads "${a2.label}"`);
-    // 3. the input slider of the first input explorer (MNIST)
-    const [b3, a3] = await change(page, 'input', 0, (box) => keyOnSlider(box, 'ArrowRight'), 'input slider');
-    const idx = a3.readouts[0];
-    if (idx === b3.readouts[0]) problems.push(`the input slider's readout did not move (${idx})`);
-    if (!a3.label.startsWith(`input ${idx} of`)) problems.push(`the label does not name input ${idx}: "${a3.label}"`);
-    // the screenshot: the first component explorer, as changed in step 1
-    await page.evaluate(() => document.querySelector('.decomp-component-explorer').closest('.jp-Cell').scrollIntoView({ block: 'start' }));
-    await sleep(500);
+    try {
+      // 1. the component slider of the first component explorer (MNIST fc1)
+      const [b1, a1] = await change(page, 'component', 0, (box) => keyOnSlider(box, 'ArrowRight'), 'component slider');
+      const comp = a1.readouts[0];
+      if (comp === b1.readouts[0]) problems.push(`the component slider's readout did not move (${comp})`);
+      if (!b1.label.includes(`component ${b1.readouts[0]} of`)) problems.push(`before: the label does not name component ${b1.readouts[0]}: "${b1.label}"`);
+      if (!a1.label.includes(`component ${comp} of`)) problems.push(`the label does not name component ${comp}: "${a1.label}"`);
+      // 2. the layer dropdown of the shapes explorer: conv1 -> fc1
+      const [, a2] = await change(page, 'component', 1, (box) => box.locator('select').first().selectOption('fc1'), 'layer dropdown');
+      if (!a2.label.startsWith('fc1 component ')) problems.push(`after choosing fc1 the label reads "${a2.label}"`);
+      // 3. the input slider of the first input explorer (MNIST)
+      const [b3, a3] = await change(page, 'input', 0, (box) => keyOnSlider(box, 'ArrowRight'), 'input slider');
+      const idx = a3.readouts[0];
+      if (idx === b3.readouts[0]) problems.push(`the input slider's readout did not move (${idx})`);
+      if (!b3.label.startsWith(`input ${b3.readouts[0]} of`)) problems.push(`before: the label does not name input ${b3.readouts[0]}: "${b3.label}"`);
+      if (!a3.label.startsWith(`input ${idx} of`)) problems.push(`the label does not name input ${idx}: "${a3.label}"`);
+      // the screenshot: the first component explorer, as changed in step 1
+      await page.evaluate(() => document.querySelector('.decomp-component-explorer').closest('.jp-Cell').scrollIntoView({ block: 'start' }));
+      await sleep(500);
+    } catch (e) {
+      problems.push(e.message);  // still take the screenshot below: it shows what the page looked like
+    }
   }
   mkdirSync(dirname(env.DASH_SCREENSHOT), { recursive: true });
   await page.screenshot({ path: env.DASH_SCREENSHOT });
