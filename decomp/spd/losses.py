@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..core import check_positive_int
-from .importance import sample_masks
+from .importance import batch_noise, sample_masks
 from .model import ComponentModel
 
 # %% auto #0
@@ -82,6 +82,7 @@ def stochastic_recon_losses(model: ComponentModel,  # the decomposed model
                             sampling: str = 'continuous',  # 'continuous' or 'binomial'
                             distance: str | Callable = 'mse',  # output distance
                             generator: torch.Generator | None = None,  # RNG for masks (on x's device)
+                            shard: tuple[int, int] | None = None,  # (rank, world): x is this rank's share of a global batch
                            ) -> dict[str, Tensor]:
     "Both stochastic reconstruction terms from one batched forward pass: {'stochastic_recon', 'stochastic_recon_layerwise'}."
     check_positive_int(n_samples, 'n_samples')
@@ -98,9 +99,10 @@ def stochastic_recon_losses(model: ComponentModel,  # the decomposed model
     masks, deltas, routes = {}, {}, {}
     for j, n in enumerate(names):
         k = int(on[:, j].sum())  # variants that mask layer n
-        masks[n] = sample_masks(ci[n], sampling, k, generator).flatten(0, 1)
+        masks[n] = sample_masks(ci[n], sampling, k, generator, shard).flatten(0, 1)
         if model.use_delta:
-            deltas[n] = torch.rand((k, *ci[n].shape[:-1]), generator=generator, device=x.device, dtype=ci[n].dtype).flatten(0, 1)
+            deltas[n] = batch_noise((k, *ci[n].shape[:-1]), 'continuous', generator, shard, device=x.device,
+                                    dtype=ci[n].dtype).flatten(0, 1)
         if k < V: routes[n] = on[:, j].repeat_interleave(B).to(x.device)
     x_rep = x.unsqueeze(0).expand(V, *x.shape).reshape(V * B, *x.shape[1:])
     out = model(x_rep, masks=masks, delta_masks=deltas or None, routes=routes)

@@ -16,10 +16,10 @@ from .importance import CI_KINDS
 from .losses import (annealed_p, ci_masked_recon_loss, component_penalty, faithfulness_loss,
                                importance_minimality_loss, output_distance, stochastic_recon_losses)
 from .model import ComponentModel
-from ..train import History, make_schedule, train_loop
+from ..train import History, dist_info, init_distributed, make_schedule, rank_slice, train_loop, wrap_ddp
 
 # %% auto #0
-__all__ = ['SPDConfig', 'spd_loss_terms', 'spd_eval_metrics', 'train_spd', 'tms_recovery']
+__all__ = ['SPDConfig', 'spd_loss_terms', 'SPDObjective', 'spd_eval_metrics', 'train_spd', 'tms_recovery']
 
 # %% ../../nbs/14_spd.train.ipynb #a1bf4188
 _DISTANCES, _SAMPLING, _SCHEDULES = ('mse', 'kl'), ('continuous', 'binomial'), ('constant', 'cosine', 'linear')
@@ -166,6 +166,7 @@ def spd_loss_terms(model: ComponentModel,  # the decomposed model
                    config: SPDConfig,  # coefficients, p schedule, distance, sampling
                    step: int = 0,  # current step (for the p schedule)
                    generator: torch.Generator | None = None,  # mask RNG (on x's device)
+                   shard: tuple[int, int] | None = None,  # (rank, world) under torchrun: x is this rank's share of the batch
                   ) -> dict[str, Tensor]:
     "The unweighted SPD loss terms for one batch (only those with a nonzero coefficient)."
     c = config.coeffs()
@@ -176,7 +177,8 @@ def spd_loss_terms(model: ComponentModel,  # the decomposed model
     if 'stochastic_recon' in c or 'stochastic_recon_layerwise' in c:
         terms.update(stochastic_recon_losses(
             model, x, ci_lo, target_out, all_layers='stochastic_recon' in c, layerwise='stochastic_recon_layerwise' in c,
-            n_samples=config.n_mask_samples, sampling=config.sampling, distance=config.distance, generator=generator))
+            n_samples=config.n_mask_samples, sampling=config.sampling, distance=config.distance, generator=generator,
+            shard=shard))
     if 'importance_minimality' in c:
         p = annealed_p(step / config.steps, config.p, config.p_final, config.p_anneal_start_frac, config.p_anneal_end_frac)
         terms['importance_minimality'] = importance_minimality_loss(ci_up, p=p, eps=config.imp_min_eps)
@@ -184,6 +186,19 @@ def spd_loss_terms(model: ComponentModel,  # the decomposed model
     if 'l1' in c: terms['l1'] = component_penalty(model, 'l1')
     if 'l2' in c: terms['l2'] = component_penalty(model, 'l2')
     return terms
+
+
+class SPDObjective(torch.nn.Module):
+    "`spd_loss_terms` as a module, `forward(x, step) -> terms`, so that DistributedDataParallel can wrap the whole step."
+    def __init__(self, model: ComponentModel, config: SPDConfig, generator: torch.Generator | None = None):
+        super().__init__()
+        self.model, self.config, self.generator = model, config, generator
+
+    def forward(self, x: Tensor,  # (b, ...) this rank's share of the global batch
+                step: int = 0,  # current step
+               ) -> dict[str, Tensor]:
+        rank, world = dist_info()
+        return spd_loss_terms(self.model, x, self.config, step, self.generator, (rank, world) if world > 1 else None)
 
 
 @torch.no_grad()
@@ -231,7 +246,13 @@ def train_spd(target: torch.nn.Module,  # the trained model to decompose (frozen
              ) -> tuple[ComponentModel, History]:
     "Decompose `config.target_modules` of `target` with SPD; returns the trained `ComponentModel` and the `History` of every term."
     if not isinstance(config, SPDConfig): raise TypeError(f"config must be an SPDConfig, got {type(config).__name__}")
+    init_distributed()  # no-op without torchrun
+    rank, world = dist_info()
+    if config.batch_size % world:
+        raise ValueError(f"batch_size={config.batch_size} cannot be split over the {world} processes of this torchrun run; "
+                         f"use a multiple of {world}")
     dev = get_device(config.device)
+    if dev.type == 'cuda' and dev.index is None: dev = torch.device('cuda', torch.cuda.current_device())
     set_seed(config.seed)
     target = target.to(dev)
     model = ComponentModel(target, config.target_modules, config.C, ci_fn=config.ci_fn, ci_hidden=config.ci_hidden,
@@ -252,12 +273,13 @@ def train_spd(target: torch.nn.Module,  # the trained model to decompose (frozen
         batches.load_state(st['rng']['data'], start)
     elif config.faithfulness_warmup_steps:
         _faithfulness_warmup(model, config)
+    objective = wrap_ddp(SPDObjective(model, config, mask_gen))
     last = {}
 
     def loss_fn(step: int) -> dict[str, Tensor]:
-        last['x'] = x = batches(step)
+        last['x'] = x = batches(step)  # the global batch, the same on every rank
         if step == start: _check_target_runs(model, x)
-        return spd_loss_terms(model, x, config, step, mask_gen)
+        return objective(x[rank_slice(x.shape[0])], step)
 
     def evaluate(step: int) -> dict[str, float]:
         m = spd_eval_metrics(model, last['x'], config)
