@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator, Mapping, NamedTuple
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import Tensor, nn
@@ -16,7 +17,7 @@ from tqdm.auto import tqdm
 
 from ..core import (Config, check_finite, check_positive_int, find_modules, get_device, load_checkpoint,
                          save_checkpoint, set_seed)
-from ..train import History, make_schedule, train_loop
+from ..train import History, all_reduce_mean, dist_info, init_distributed, make_schedule, rank_slice, train_loop, wrap_ddp
 
 # %% auto #0
 __all__ = ['fvu', 'SparseCodes', 'sparse_decode', 'gather_preacts', 'SAEOutput', 'PreActs', 'SAE', 'geometric_median',
@@ -309,11 +310,16 @@ class SAE(nn.Module):
 
     @torch.no_grad()
     def update_activity(self, codes: SparseCodes):
-        "Count samples since each feature last fired (call once per training batch)."
-        fired = torch.zeros(self.n_features, dtype=torch.bool, device=self.device)
-        fired[codes.indices[codes.values != 0]] = True
-        self.samples_since_fired += codes.batch_size
-        self.samples_since_fired[fired] = 0
+        "Count samples since each feature last fired (call once per training batch; under torchrun, on every rank)."
+        fired = torch.zeros(self.n_features, dtype=torch.int32, device=self.device)
+        fired[codes.indices[codes.values != 0]] = 1
+        n = codes.batch_size
+        world = dist_info()[1]
+        if world > 1:  # fired on any rank; every rank counts the global batch, so all ranks agree on dead features
+            dist.all_reduce(fired, op=dist.ReduceOp.MAX)
+            n *= world
+        self.samples_since_fired += n
+        self.samples_since_fired[fired.bool()] = 0
 
     def dead_mask(self, dead_after: int) -> Tensor:
         "(n_features,) True for features that have not fired in the last `dead_after` training samples."
@@ -574,7 +580,13 @@ def train_sae(sae: SAE,  # the SAE to train (in place)
     if set(coeffs) - known:
         raise ValueError(f"coeffs names {sorted(set(coeffs) - known)} are not loss terms of {type(sae).__name__}; "
                          f"its terms are {sorted(known)}")
+    init_distributed()  # no-op without torchrun
+    rank, world = dist_info()
+    if config.batch_size % world:
+        raise ValueError(f"batch_size={config.batch_size} cannot be split over the {world} processes of this torchrun run; "
+                         f"use a multiple of {world}")
     device = get_device(config.device)
+    if device.type == 'cuda' and device.index is None: device = torch.device('cuda', torch.cuda.current_device())
     sae.to(device).train()
     g = set_seed(config.seed)
     batches = _batches(activations, config.batch_size, g, device)
@@ -588,23 +600,30 @@ def train_sae(sae: SAE,  # the SAE to train (in place)
     opt = _adam(sae.parameters(), config)
     use_aux = coeffs.get('auxk', 0.0) > 0
     history, last = History(), {}
+    model = wrap_ddp(sae)
+    if world > 1: torch.manual_seed(config.seed * 1_000_003 + rank)  # stochastic variants: independent noise per rank
 
     def loss_fn(step):
-        batch = next(batches)
-        out = _call(sae, batch, dead_mask=sae.dead_mask(config.dead_after) if use_aux else None, aux_k=config.aux_k)
+        batch = next(batches)  # the global batch, the same on every rank
+        if world > 1: batch = _index(batch, rank_slice(_n_rows(batch)))
+        out = _call(model, batch, dead_mask=sae.dead_mask(config.dead_after) if use_aux else None, aux_k=config.aux_k)
         sae.update_activity(out.codes)
         last['batch'], last['out'] = batch, out
         return out.terms
 
     def after_step(step):
         sae.post_step()
+        if world > 1:  # running statistics (BatchTopK's inference threshold) are averaged over ranks
+            with torch.no_grad():
+                for b in sae.buffers():
+                    if b.is_floating_point(): b.copy_(all_reduce_mean(b))
         if step % config.log_every == 0 or step == config.n_steps - 1:
             with torch.no_grad():
                 b, out = last['batch'], last['out']
                 y = _targets_of(sae, b).reshape(out.recon.shape)
-                history.log(step, {'mse': (y - out.recon).pow(2).mean().item(), 'fvu': fvu(y, out.recon).item(),
-                                   'l0': out.codes.l0().float().mean().item(),
-                                   'dead_frac': sae.dead_mask(config.dead_after).float().mean().item()})
+                m = torch.stack([(y - out.recon).pow(2).mean(), fvu(y, out.recon), out.codes.l0().float().mean(),
+                                 sae.dead_mask(config.dead_after).float().mean()])
+                history.log(step, dict(zip(('mse', 'fvu', 'l0', 'dead_frac'), all_reduce_mean(m).tolist())))
 
     eval_fn = None
     if eval_activations is not None:
