@@ -54,6 +54,9 @@ class SPDConfig(Config):
     distance: str = 'mse'  # 'mse' or 'kl' (classifier logits)
     sampling: str = 'continuous'  # mask noise: 'continuous' or 'binomial'
     n_mask_samples: int = 1  # masks per input, all in one batched forward
+    # speed
+    compile: bool = False  # torch.compile the CI functions (pays on GPUs; compiling takes about a minute)
+    amp_dtype: str | None = None  # 'bfloat16': autocast the forward passes to bfloat16 (mixed precision, for CUDA)
     # optimisation
     steps: int = 10_000
     batch_size: int = 4096
@@ -80,6 +83,7 @@ class SPDConfig(Config):
         if self.ci_fn not in CI_KINDS: raise ValueError(f"ci_fn={self.ci_fn!r}: use one of {CI_KINDS}")
         if self.distance not in _DISTANCES: raise ValueError(f"distance={self.distance!r}: use one of {_DISTANCES}")
         if self.sampling not in _SAMPLING: raise ValueError(f"sampling={self.sampling!r}: use one of {_SAMPLING}")
+        if self.amp_dtype not in (None, 'bfloat16'): raise ValueError(f"amp_dtype={self.amp_dtype!r}: use None or 'bfloat16'")
         if self.lr_schedule not in _SCHEDULES: raise ValueError(f"lr_schedule={self.lr_schedule!r}: use one of {_SCHEDULES}")
         for f in ('steps', 'batch_size', 'n_mask_samples', 'log_every'):
             v = getattr(self, f)
@@ -173,7 +177,8 @@ def spd_loss_terms(model: ComponentModel,  # the decomposed model
     with torch.no_grad(): target_out, inputs = model.forward_with_cache(x)
     ci_lo, ci_up = model.calc_ci(inputs)
     terms = {}
-    if 'faithfulness' in c: terms['faithfulness'] = faithfulness_loss(model)
+    if 'faithfulness' in c:  # in float32 even under autocast: it measures differences of about 1e-6
+        with torch.autocast(x.device.type, enabled=False): terms['faithfulness'] = faithfulness_loss(model)
     if 'stochastic_recon' in c or 'stochastic_recon_layerwise' in c:
         terms.update(stochastic_recon_losses(
             model, x, ci_lo, target_out, all_layers='stochastic_recon' in c, layerwise='stochastic_recon_layerwise' in c,
@@ -198,7 +203,10 @@ class SPDObjective(torch.nn.Module):
                 step: int = 0,  # current step
                ) -> dict[str, Tensor]:
         rank, world = dist_info()
-        return spd_loss_terms(self.model, x, self.config, step, self.generator, (rank, world) if world > 1 else None)
+        amp = self.config.amp_dtype is not None
+        with torch.autocast(x.device.type, dtype=getattr(torch, self.config.amp_dtype or 'bfloat16'), enabled=amp):
+            terms = spd_loss_terms(self.model, x, self.config, step, self.generator, (rank, world) if world > 1 else None)
+        return {k: v.float() for k, v in terms.items()} if amp else terms
 
 
 @torch.no_grad()
@@ -273,6 +281,8 @@ def train_spd(target: torch.nn.Module,  # the trained model to decompose (frozen
         batches.load_state(st['rng']['data'], start)
     elif config.faithfulness_warmup_steps:
         _faithfulness_warmup(model, config)
+    if config.compile:
+        for f in model.ci_fns.values(): f.compile()  # in place: parameter names and checkpoints unchanged
     objective = wrap_ddp(SPDObjective(model, config, mask_gen))
     last = {}
 
