@@ -466,24 +466,30 @@ def _targets_of(sae, batch) -> Tensor:
     return batch
 
 
-def _batches(data, batch_size: int, generator: torch.Generator, device) -> Iterator:
+def _batches(data, batch_size: int, generator: torch.Generator, device,
+             start: int = 0,  # skip the batches of steps before `start` (resume)
+            ) -> Iterator:
     "Endless batches on `device`: random epochs of in-memory data, or the items of an iterable."
     n = _n_rows(data)
     if n is None:
         if not isinstance(data, Iterable): raise TypeError(f"activations must be a tensor, a pair, a dict or an iterable of batches, got {type(data).__name__}")
+        skip = start
         while True:
             got = False
             for b in data:
                 got = True
+                if skip: skip -= 1; continue
                 yield _to(b, device)
             if not got: raise ValueError("activations yielded no batches; pass a non-empty tensor or iterable")
             if iter(data) is data:
                 raise ValueError("the activations iterator ran out before n_steps; pass a re-iterable (list, loader) or more data")
     if n == 0: raise ValueError("activations has no samples (0 rows); pass a non-empty (N, d) tensor")
     if batch_size > n: raise ValueError(f"batch_size={batch_size} is larger than the {n} samples given; lower batch_size")
-    while True:
-        perm = torch.randperm(n, generator=generator)
-        for i in range(0, n - batch_size + 1, batch_size):
+    epoch0, first = divmod(start, n // batch_size)
+    for epoch in itertools.count():
+        perm = torch.randperm(n, generator=generator)  # drawn for skipped epochs too: the order does not depend on `start`
+        if epoch < epoch0: continue
+        for i in range((first if epoch == epoch0 else 0) * batch_size, n - batch_size + 1, batch_size):
             yield _to(_index(data, perm[i:i + batch_size]), device)
 
 # %% ../../nbs/20_sae.base.ipynb #60fcb98d
@@ -527,7 +533,8 @@ def save_sae(sae: SAE,  # the SAE to save
     state = {'class': f'{cls.__module__}:{cls.__qualname__}', 'init': dict(sae.init_kwargs),
              'model': dict(sae.state_dict()), 'step': step,
              'history': history.to_dict() if history is not None else None,
-             'optimizer': optimizer.state_dict() if optimizer is not None else None}
+             'optimizer': optimizer.state_dict() if optimizer is not None else None,
+             'rng': torch.get_rng_state()}  # the stochastic variants' noise continues from here on resume
     return save_checkpoint(path, state, config)
 
 
@@ -570,6 +577,7 @@ def train_sae(sae: SAE,  # the SAE to train (in place)
               config: SAEConfig | None = None,  # training settings (default SAEConfig())
               *,
               eval_activations=None,  # held-out data for `evaluate_sae` (logged as eval/...)
+              resume: str | Path | None = None,  # checkpoint folder (step_<n>/) of this run to continue from
              ) -> tuple[SAE, History]:
     "Train `sae` with the shared loop; returns `(sae, history)` with `sae` in eval mode."
     if not isinstance(sae, SAE): raise TypeError(f"sae must be a decomp SAE, got {type(sae).__name__}")
@@ -589,19 +597,32 @@ def train_sae(sae: SAE,  # the SAE to train (in place)
     if device.type == 'cuda' and device.index is None: device = torch.device('cuda', torch.cuda.current_device())
     sae.to(device).train()
     g = set_seed(config.seed)
-    batches = _batches(activations, config.batch_size, g, device)
+    state, start = None, 0
+    if resume is not None:
+        state, _ = load_checkpoint(resume, map_location=device)
+        cls = f'{type(sae).__module__}:{type(sae).__qualname__}'
+        if state.get('class') != cls or state.get('optimizer') is None:
+            raise ValueError(f"resume={str(resume)!r} is not a training checkpoint of a {type(sae).__name__} (class "
+                             f"{state.get('class')!r}); pass a step_<n> folder written by train_sae for this SAE")
+        sae.load_state_dict(state['model'])
+        start = int(state['step'])
+    batches = _batches(activations, config.batch_size, g, device, start)
     first = next(batches)  # validates the data before anything else happens
     _check_batch(first)
     batches = itertools.chain([first], batches)
-    if config.b_dec_init != 'keep':
+    if config.b_dec_init != 'keep' and state is None:
         n = _n_rows(activations)
         sample = _to(_index(activations, slice(0, config.b_dec_init_samples)), device) if n is not None else first
         sae.init_b_dec(*(sample if isinstance(sample, tuple) else (sample,)), method=config.b_dec_init)
     opt = _adam(sae.parameters(), config)
     use_aux = coeffs.get('auxk', 0.0) > 0
     history, last = History(), {}
+    if state is not None:
+        opt.load_state_dict(state['optimizer'])
+        history = History.from_dict(state['history'])
+        torch.set_rng_state(state['rng'].cpu())
     model = wrap_ddp(sae)
-    if world > 1: torch.manual_seed(config.seed * 1_000_003 + rank)  # stochastic variants: independent noise per rank
+    if world > 1: torch.manual_seed(config.seed * 1_000_003 + 7919 * start + rank)  # stochastic variants: noise per rank
 
     def loss_fn(step):
         batch = next(batches)  # the global batch, the same on every rank
@@ -636,7 +657,7 @@ def train_sae(sae: SAE,  # the SAE to train (in place)
     train_loop(loss_fn, opt, config.n_steps, coeffs=coeffs, lr_schedule=sched,
                before_step=lambda step: sae.project_decoder_grad(), after_step=after_step,
                log_every=config.log_every, eval_fn=eval_fn, eval_every=config.eval_every,
-               checkpoint_fn=ckpt_fn, checkpoint_every=config.checkpoint_every, history=history,
+               checkpoint_fn=ckpt_fn, checkpoint_every=config.checkpoint_every, start_step=start, history=history,
                grad_clip=config.grad_clip, progress=config.progress, desc=f'{type(sae).__name__}')
     sae.eval()
     return sae, history
