@@ -12,9 +12,11 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
+from .core import get_device
+
 # %% auto #0
 __all__ = ['History', 'constant_schedule', 'cosine_schedule', 'linear_schedule', 'make_schedule', 'dist_info', 'is_main_process',
-           'init_distributed', 'rank_slice', 'all_reduce_mean', 'wrap_ddp', 'train_loop']
+           'init_distributed', 'rank_slice', 'all_reduce_mean', 'setup_distributed', 'wrap_ddp', 'train_loop']
 
 # %% ../nbs/03_train.ipynb #da28bb21
 class History:
@@ -130,6 +132,19 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
     y = x.detach().clone()
     dist.all_reduce(y)
     return y / dist_info()[1]
+
+def setup_distributed(batch_size: int,  # global batch size: must split evenly over the processes
+                      device: str | torch.device | None = 'auto',  # the run's device setting
+                     ) -> tuple[int, int, torch.device]:
+    "Join torchrun's process group (if any) and check the batch splits; `(rank, world, device)`, one GPU per process."
+    init_distributed()
+    rank, world = dist_info()
+    if batch_size % world:
+        raise ValueError(f"batch_size={batch_size} cannot be split over the {world} processes of this torchrun run; "
+                         f"use a multiple of {world}")
+    dev = get_device(device)
+    if dev.type == 'cuda' and dev.index is None: dev = torch.device('cuda', torch.cuda.current_device())
+    return rank, world, dev
 
 def wrap_ddp(module: torch.nn.Module, **kwargs) -> torch.nn.Module:
     "`module` wrapped in DistributedDataParallel when distributed, else `module` itself."

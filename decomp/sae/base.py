@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from ..core import (Config, check_finite, check_positive_int, find_modules, get_device, load_checkpoint,
                          save_checkpoint, set_seed)
-from ..train import History, all_reduce_mean, dist_info, init_distributed, make_schedule, rank_slice, train_loop, wrap_ddp
+from ..train import (History, all_reduce_mean, dist_info, make_schedule, rank_slice, setup_distributed, train_loop,
+                          wrap_ddp)
 
 # %% auto #0
 __all__ = ['fvu', 'SparseCodes', 'sparse_decode', 'gather_preacts', 'SAEOutput', 'PreActs', 'SAE', 'geometric_median',
@@ -588,13 +589,7 @@ def train_sae(sae: SAE,  # the SAE to train (in place)
     if set(coeffs) - known:
         raise ValueError(f"coeffs names {sorted(set(coeffs) - known)} are not loss terms of {type(sae).__name__}; "
                          f"its terms are {sorted(known)}")
-    init_distributed()  # no-op without torchrun
-    rank, world = dist_info()
-    if config.batch_size % world:
-        raise ValueError(f"batch_size={config.batch_size} cannot be split over the {world} processes of this torchrun run; "
-                         f"use a multiple of {world}")
-    device = get_device(config.device)
-    if device.type == 'cuda' and device.index is None: device = torch.device('cuda', torch.cuda.current_device())
+    rank, world, device = setup_distributed(config.batch_size, config.device)  # no-op without torchrun
     sae.to(device).train()
     g = set_seed(config.seed)
     state, start = None, 0

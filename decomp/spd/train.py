@@ -11,12 +11,12 @@ from typing import Callable, Iterable, Mapping
 import torch
 from torch import Tensor
 
-from ..core import Config, check_finite, get_device, load_checkpoint, save_checkpoint, set_seed
+from ..core import Config, check_finite, load_checkpoint, save_checkpoint, set_seed
 from .importance import CI_KINDS
 from .losses import (annealed_p, ci_masked_recon_loss, component_penalty, faithfulness_loss,
                                importance_minimality_loss, output_distance, stochastic_recon_losses)
 from .model import ComponentModel
-from ..train import History, dist_info, init_distributed, make_schedule, rank_slice, train_loop, wrap_ddp
+from ..train import History, dist_info, make_schedule, rank_slice, setup_distributed, train_loop, wrap_ddp
 
 # %% auto #0
 __all__ = ['SPDConfig', 'spd_loss_terms', 'SPDObjective', 'spd_eval_metrics', 'train_spd', 'tms_recovery']
@@ -254,13 +254,7 @@ def train_spd(target: torch.nn.Module,  # the trained model to decompose (frozen
              ) -> tuple[ComponentModel, History]:
     "Decompose `config.target_modules` of `target` with SPD; returns the trained `ComponentModel` and the `History` of every term."
     if not isinstance(config, SPDConfig): raise TypeError(f"config must be an SPDConfig, got {type(config).__name__}")
-    init_distributed()  # no-op without torchrun
-    rank, world = dist_info()
-    if config.batch_size % world:
-        raise ValueError(f"batch_size={config.batch_size} cannot be split over the {world} processes of this torchrun run; "
-                         f"use a multiple of {world}")
-    dev = get_device(config.device)
-    if dev.type == 'cuda' and dev.index is None: dev = torch.device('cuda', torch.cuda.current_device())
+    _, _, dev = setup_distributed(config.batch_size, config.device)  # no-op without torchrun
     set_seed(config.seed)
     target = target.to(dev)
     model = ComponentModel(target, config.target_modules, config.C, ci_fn=config.ci_fn, ci_hidden=config.ci_hidden,
