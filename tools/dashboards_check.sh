@@ -115,22 +115,6 @@ async function keyOnSlider(box, key) {
   await handle.press(key);
 }
 
-/** Accept JupyterLab's kernel dialog (shown for a notebook without a kernelspec) while `promise` runs; at most `ms`. */
-async function withKernelDialog(page, promise, ms, what) {
-  let on = true, timer;
-  (async () => {
-    while (on) {
-      try {
-        const ok = page.locator('.jp-Dialog .jp-mod-accept');
-        if (await ok.count()) { log('a kernel dialog asked: accepting its default (Python 3)'); await ok.first().click(); }
-      } catch { /* the page is navigating */ }
-      await sleep(500);
-    }
-  })();
-  const limit = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: not done after ${ms / 1000} s`)), ms); });
-  try { return await Promise.race([promise, limit]); } finally { on = false; clearTimeout(timer); }
-}
-
 async function main() {
   const problems = [];
   const lab = await startLab({ root: env.DASH_ROOT, jupyter: env.DASH_JUPYTER });
@@ -139,8 +123,8 @@ async function main() {
   const context = await newContext(browser, { viewport: { width: 1400, height: 1000 } });
   const page = await context.newPage();
   const watch = watchPage(page);
-  await withKernelDialog(page, openNotebook(page, lab, env.DASH_NOTEBOOK), 180_000, `opening ${env.DASH_NOTEBOOK}`);
-  log(`opened ${env.DASH_NOTEBOOK}, kernel ready`);
+  const { kernel, fromDialog } = await openNotebook(page, lab, env.DASH_NOTEBOOK, { timeoutMs: 180_000 });
+  log(`opened ${env.DASH_NOTEBOOK}, kernel ${kernel} ready${fromDialog ? ' (chosen in the kernel dialog)' : ''}`);
   await runAllCells(page, { timeoutMs: Number(env.DASH_TIMEOUT) * 1000 });
   const report = await notebookReport(page);
   log(`ran ${report.executed}/${report.cells} code cells`);

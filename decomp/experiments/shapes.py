@@ -25,9 +25,9 @@ from ..spd.train import SPDConfig, train_spd
 from ..train import History
 
 # %% auto #0
-__all__ = ['ATTRIBUTES', 'LABELS', 'SHAPES_VALUES', 'LAYERS', 'attribute_table', 'attribute_selectivity', 'classify_components',
-           'AtomicityAnalysis', 'analyse_components', 'synthetic_control', 'head_accuracy', 'head_accuracies',
-           'ShapesConfig', 'ShapesResult', 'plot_label_counts', 'run_shapes']
+__all__ = ['ATTRIBUTES', 'LABELS', 'SHAPES_VALUES', 'LAYERS', 'EXPERIMENT', 'attribute_table', 'attribute_selectivity',
+           'classify_components', 'AtomicityAnalysis', 'analyse_components', 'synthetic_control', 'head_accuracy',
+           'head_accuracies', 'ShapesConfig', 'ShapesResult', 'plot_label_counts', 'run_shapes']
 
 # %% ../../nbs/51_shapes.ipynb #7a461262
 ATTRIBUTES = ('shape', 'colour', 'size')
@@ -274,7 +274,7 @@ class ShapesConfig(Config):
     cnn_epochs: int = 6
     # SPD (any other SPDConfig field goes in spd_overrides)
     n_spd: int = 5400  # training images for SPD (the target's training distribution)
-    spd_steps: int = 1500
+    steps: int = 1500  # SPD training steps (`decomp shapes --steps N`)
     spd_batch_size: int = 32
     spd_lr: float = 1e-3
     spd_warmup_steps: int = 100  # linear lr warm-up: Adam's first steps would otherwise move V, U by ~lr each, far from W
@@ -308,8 +308,11 @@ class ShapesConfig(Config):
         if unknown: raise ValueError(f"C names unknown layers {unknown}; ShapesCNN's layers are {LAYERS}")
         missing = [n for n in self.layers if n not in self.C]
         if missing: raise ValueError(f"C has no entry for {missing}; give the number of components of every decomposed layer")
-        for f in ('n_spd', 'n_eval', 'spd_steps', 'spd_batch_size', 'sae_features', 'sae_k', 'sae_steps', 'sae_batch_size', 'min_active'):
+        for f in ('n_spd', 'n_eval', 'steps', 'spd_batch_size', 'sae_features', 'sae_k', 'sae_steps', 'sae_batch_size', 'min_active'):
             check_positive_int(getattr(self, f), f)
+        if not 0 <= self.spd_warmup_steps < self.steps:
+            raise ValueError(f"spd_warmup_steps={self.spd_warmup_steps!r}: expected 0 <= spd_warmup_steps < steps={self.steps}; "
+                             "lower spd_warmup_steps (in a --config file) or raise steps (--steps)")
 
     @property
     def layers(self) -> list[str]: return list(LAYERS if self.mode == 'all' else LAYERS[3:])
@@ -317,7 +320,7 @@ class ShapesConfig(Config):
     @classmethod
     def fast(cls, **overrides) -> 'ShapesConfig':
         "A configuration that runs in well under a minute on 2 CPU cores (a smoke test, not a result)."
-        return cls(**{**dict(C={'conv1': 16, 'conv2': 32, 'conv3': 32, 'fc1': 64, 'fc2': 16}, n_spd=1000, spd_steps=40,
+        return cls(**{**dict(C={'conv1': 16, 'conv2': 32, 'conv3': 32, 'fc1': 64, 'fc2': 16}, n_spd=1000, steps=40,
                              spd_batch_size=32, spd_lr=5e-4, spd_warmup_steps=10, n_eval=540, sae_steps=300, cache=False, progress=False), **overrides})
 
     def run_name(self) -> str:
@@ -329,7 +332,7 @@ class ShapesConfig(Config):
 
     def spd_config(self) -> SPDConfig:
         "The `SPDConfig` of this run."
-        return SPDConfig.from_dict(dict(target_modules={n: self.C[n] for n in self.layers}, C=None, steps=self.spd_steps,
+        return SPDConfig.from_dict(dict(target_modules={n: self.C[n] for n in self.layers}, C=None, steps=self.steps,
                                         batch_size=self.spd_batch_size, lr=self.spd_lr, init='svd', distance='kl',
                                         importance_minimality_coeff=self.importance_minimality_coeff, ci_threshold=self.threshold,
                                         faithfulness_coeff=self.faithfulness_coeff, lr_warmup_steps=self.spd_warmup_steps,
@@ -461,3 +464,11 @@ def run_shapes(config: ShapesConfig | None = None,  # the run's settings (defaul
         (folder / f'report_{config.mode}.md').write_text(result.to_markdown() + '\n')
         config.to_yaml(folder / f'config_{config.mode}.yaml')
     return result
+
+# %% ../../nbs/51_shapes.ipynb #c58da373
+def _run_for_cli(config: ShapesConfig, out: Path, progress: bool = True) -> dict[str, float]:
+    return run_shapes(config.replace(output=str(Path(out).resolve()), progress=progress)).summary()
+
+
+EXPERIMENT = dict(config=ShapesConfig, run=_run_for_cli,
+                  help='decompose the Shapes/Colours CNN with SPD, classify its components as atomic or compositional, compare a TopK SAE')

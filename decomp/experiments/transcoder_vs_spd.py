@@ -12,24 +12,22 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from ..core import Config, load_checkpoint, output_dir
+from ..core import Config, output_dir
 from ..data import load_mnist
 from ..models import load_or_train_mnist_mlp
 from ..sae.base import SAEConfig, train_sae
 from ..sae.transcoder import Transcoder, evaluate_transcoder, feature_activations, transcoder_data
 from ..spd.metrics import collect_ci, finish_figure, mean_score_by_label
 from ..spd.model import ComponentModel
-from ..spd.train import SPDConfig, train_spd
+from ..spd.train import SPDConfig, load_spd, train_spd
 
 # %% auto #0
 __all__ = ['EXPERIMENT', 'digit_selectivity', 'Matching', 'match_features', 'splitting_stats', 'spd_fidelity', 'spd_activations',
-           'load_spd_checkpoint', 'plot_matched_pairs', 'plot_match_quality', 'plot_splitting',
-           'default_transcoder_config', 'default_spd_config', 'TranscoderVsSPDConfig', 'ComparisonResult',
-           'run_transcoder_vs_spd']
+           'plot_matched_pairs', 'plot_match_quality', 'plot_splitting', 'default_transcoder_config',
+           'default_spd_config', 'TranscoderVsSPDConfig', 'ComparisonResult', 'run_transcoder_vs_spd']
 
 # %% ../../nbs/52_transcoder_vs_spd.ipynb #67c8e49d
 def digit_selectivity(acts: Tensor,  # (N, m) non-negative activations (codes, causal importances)
@@ -226,24 +224,6 @@ def spd_activations(cm: ComponentModel,  # trained decomposition containing `lay
         ci = cm.calc_ci({layer: inputs[layer]})[0][layer]
         parts.append((ci if kind == 'ci' else ci * cm.components[layer].inner(inputs[layer]).abs()).cpu())
     return torch.cat(parts)
-
-
-def load_spd_checkpoint(path: str | Path,  # a `decomp mnist` spd_model/ folder or a train_spd step_<n>/ checkpoint
-                        target: nn.Module,  # the model that was decomposed
-                       ) -> ComponentModel:
-    "Rebuild the trained `ComponentModel` of a saved SPD run (the SPD settings are read from its config.yaml)."
-    path = Path(path)
-    if not (path / 'config.yaml').is_file(): raise FileNotFoundError(f"{str(path / 'config.yaml')!r} is missing; pass an SPD checkpoint folder")
-    state, _ = load_checkpoint(path)
-    if 'spd' not in state: raise ValueError(f"{str(path)!r} holds no SPD state (no 'spd' entry)")
-    raw = yaml.safe_load((path / 'config.yaml').read_text())
-    raw = raw.get('spd', raw)  # the MNIST experiment nests its SPDConfig under `spd:`
-    fields = {f.name for f in dataclasses.fields(SPDConfig)}
-    sc = SPDConfig.from_dict({k: v for k, v in raw.items() if k in fields})
-    cm = ComponentModel(target, sc.target_modules, sc.C, ci_fn=sc.ci_fn, ci_hidden=sc.ci_hidden, use_delta=sc.use_delta,
-                        tie=sc.tie, alpha=sc.alpha, seed=sc.seed)
-    cm.load_spd_state_dict(state['spd'])
-    return cm.eval()
 
 # %% ../../nbs/52_transcoder_vs_spd.ipynb #37cb13ff
 def plot_matched_pairs(read_a: Tensor,  # (784, C_a) reading directions of A (SPD's V)
@@ -442,7 +422,7 @@ def run_transcoder_vs_spd(config: TranscoderVsSPDConfig | None = None,  # settin
         models['baseline'], _ = train_sae(Transcoder(784, cfg.hidden, cfg.n_features, 'batchtopk', cfg.k, seed=cfg.baseline_seed),
                                           train_pair, tcfg.replace(seed=cfg.baseline_seed))
         lap('baseline')
-    if cfg.spd_model is not None: models['spd'] = load_spd_checkpoint(cfg.spd_model, target)
+    if cfg.spd_model is not None: models['spd'] = load_spd(cfg.spd_model, target)
     else: models['spd'] = train_spd(target, x_train, cfg.spd.replace(progress=progress))[0].eval()
     lap('spd')
 

@@ -22,8 +22,8 @@ from ..core import check_positive_int
 __all__ = ['CIStats', 'ci_l0', 'activation_density', 'alive_components', 'ci_histograms', 'spatial_ci_maps', 'finish_figure',
            'plot_ci_histograms', 'plot_activation_density', 'plot_ci_l0', 'plot_alive_components',
            'plot_spatial_ci_maps', 'component_weights', 'plot_uv', 'default_accuracy', 'collect_ci', 'ci_stats',
-           'stochastic_accuracy', 'decomposition_accuracy', 'weight_errors', 'mean_score_by_label', 'top_activating',
-           'plot_score_by_label', 'DecompositionEval', 'plot_stochastic_accuracy', 'evaluate_decomposition']
+           'decomposition_accuracy', 'weight_errors', 'mean_score_by_label', 'top_activating', 'plot_score_by_label',
+           'DecompositionEval', 'plot_stochastic_accuracy', 'evaluate_decomposition']
 
 # %% ../../nbs/15_spd.metrics.ipynb #7b12ac0c
 def _check_threshold(threshold) -> float:
@@ -507,20 +507,6 @@ def ci_stats(component_model: nn.Module,  # a trained ComponentModel
     return stats
 
 
-def stochastic_accuracy(component_model: nn.Module,  # a trained ComponentModel
-                        x: Tensor,  # (n, ...) inputs
-                        y: Tensor | None = None,  # (n, ...) labels; None: the target's argmax predictions
-                        accuracy_fn: Callable[[Tensor, Tensor], Tensor] | None = None,  # (logits, y) -> (B,) per-sample accuracy
-                        n_samples: int = 2,  # mask draws per input
-                        kind: str = 'continuous',  # 'continuous' or 'binomial' masks
-                        batch_size: int = 256,  # inputs per forward pass
-                        seed: int = 0,  # seed of the mask draws
-                       ) -> dict[str, float]:
-    "`{layer: accuracy}` with only that layer replaced by its stochastically masked components."
-    return _run(component_model, x, y, stats=None, accuracy=True, accuracy_fn=accuracy_fn, n_samples=n_samples, kind=kind,
-                batch_size=batch_size, seed=seed, progress=False, desc='accuracy')[1]
-
-
 def decomposition_accuracy(component_model: nn.Module,  # a trained ComponentModel
                            x: Tensor,  # (n, ...) inputs
                            y: Tensor | None = None,  # (n, ...) labels; None: the target's argmax predictions
@@ -529,10 +515,12 @@ def decomposition_accuracy(component_model: nn.Module,  # a trained ComponentMod
                            kind: str = 'continuous',  # 'continuous' or 'binomial' masks
                            batch_size: int = 256,  # inputs per forward pass
                            seed: int = 0,  # seed of the mask draws
+                           per_layer: bool = False,  # return each layer's stochastic accuracy `{layer: accuracy}` instead
                           ) -> dict[str, float]:
-    "Accuracy of the `target`, with all masks = 1 (`ones`), with CI as masks (`ci`) and with every layer stochastically masked (`stochastic`)."
-    return _run(component_model, x, y, stats=None, accuracy=True, accuracy_fn=accuracy_fn, n_samples=n_samples, kind=kind,
-                batch_size=batch_size, seed=seed, progress=False, desc='accuracy')[0]
+    "Accuracy of the `target`, with all masks = 1 (`ones`), with CI as masks (`ci`) and with every layer stochastically masked (`stochastic`); with `per_layer`, the accuracy with only that layer stochastically masked, per layer."
+    overall, layer = _run(component_model, x, y, stats=None, accuracy=True, accuracy_fn=accuracy_fn, n_samples=n_samples, kind=kind,
+                          batch_size=batch_size, seed=seed, progress=False, desc='accuracy')
+    return layer if per_layer else overall
 
 
 def weight_errors(component_model: nn.Module,  # a ComponentModel

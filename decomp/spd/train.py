@@ -5,6 +5,8 @@
 # %% ../../nbs/14_spd.train.ipynb #61566965
 from __future__ import annotations
 import dataclasses
+
+import yaml
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
@@ -19,7 +21,7 @@ from .model import ComponentModel
 from ..train import History, dist_info, make_schedule, rank_slice, setup_distributed, train_loop, wrap_ddp
 
 # %% auto #0
-__all__ = ['SPDConfig', 'spd_loss_terms', 'SPDObjective', 'spd_eval_metrics', 'train_spd', 'tms_recovery']
+__all__ = ['SPDConfig', 'spd_loss_terms', 'SPDObjective', 'spd_eval_metrics', 'train_spd', 'load_spd', 'tms_recovery']
 
 # %% ../../nbs/14_spd.train.ipynb #a1bf4188
 _DISTANCES, _SAMPLING, _SCHEDULES = ('mse', 'kl'), ('continuous', 'binomial'), ('constant', 'cosine', 'linear')
@@ -303,6 +305,26 @@ def train_spd(target: torch.nn.Module,  # the trained model to decompose (frozen
                    checkpoint_every=config.checkpoint_every, start_step=start, history=history, grad_clip=config.grad_clip,
                    progress=config.progress, desc='SPD')
     return model, history
+
+
+def load_spd(path: str | Path,  # a train_spd step_<n>/ checkpoint, or a folder saved the same way (e.g. `decomp mnist`'s spd_model/)
+             target: torch.nn.Module,  # the model that was decomposed
+             map_location: str | torch.device = 'cpu',  # device of the returned model
+            ) -> ComponentModel:
+    "The trained `ComponentModel` of a saved SPD run, in eval mode (settings from its config.yaml, top level or under `spd:`)."
+    path = Path(path)
+    if not (path / 'config.yaml').is_file():
+        raise FileNotFoundError(f"{str(path / 'config.yaml')!r} is missing; pass an SPD checkpoint folder (step_<n>/ of a train_spd run)")
+    state, _ = load_checkpoint(path, map_location=map_location)
+    if 'spd' not in state: raise ValueError(f"{str(path)!r} is a checkpoint but holds no SPD state (no 'spd' entry)")
+    raw = yaml.safe_load((path / 'config.yaml').read_text()) or {}
+    raw = raw.get('spd', raw)  # experiment configs nest their SPDConfig under `spd:`
+    fields = {f.name for f in dataclasses.fields(SPDConfig)}
+    sc = SPDConfig.from_dict({k: v for k, v in raw.items() if k in fields})
+    cm = ComponentModel(target.to(map_location), sc.target_modules, sc.C, ci_fn=sc.ci_fn, ci_hidden=sc.ci_hidden,
+                        use_delta=sc.use_delta, tie=sc.tie, alpha=sc.alpha, seed=sc.seed)
+    cm.load_spd_state_dict(state['spd'])
+    return cm.eval()
 
 # %% ../../nbs/14_spd.train.ipynb #a69cb1d2
 @torch.no_grad()

@@ -7,7 +7,7 @@
 //   import { startLab, openNotebook, runAllCells, notebookReport, outputsFingerprint, nudgeSlider } from './lab.mjs';
 //   const lab = await startLab({ root: repoRoot });            // stopped at exit, kernels shut down
 //   const page = await (await newContext(await launchBrowser())).newPage();
-//   await openNotebook(page, lab, 'nbs/41_dashboards.ipynb');
+//   await openNotebook(page, lab, 'nbs/41_dashboards.ipynb');   // { kernel, fromDialog }; throws after timeoutMs
 //   await runAllCells(page, { timeoutMs: 300_000 });
 //   const report = await notebookReport(page);                 // { cells, executed, errors: [...] }
 //   const before = await outputsFingerprint(page);
@@ -61,19 +61,62 @@ export async function startLab({ root = '.', jupyter = '.venv/bin/jupyter', time
 
 function dirname_(p) { return p.split('/').slice(0, -1).join('/'); }
 
-/** Open `relPath` (relative to the lab's root) and wait until its kernel is ready. */
-export async function openNotebook(page, lab, relPath, { timeoutMs = 120_000 } = {}) {
+/**
+ * Open `relPath` (relative to the lab's root) and wait until its kernel is ready, for at most `timeoutMs`. A notebook
+ * without a (known) kernelspec makes JupyterLab ask for a kernel in a dialog: `kernel` (default python3) is chosen there
+ * and started. Returns { kernel, fromDialog } (the kernel's name; whether it was chosen in that dialog). Throws, naming
+ * the notebook and what was missing, when no kernel is ready and idle in time.
+ */
+export async function openNotebook(page, lab, relPath, { timeoutMs = 120_000, kernel = 'python3' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  const left = () => Math.max(1, deadline - Date.now());
   const path = relPath.split('/').map(encodeURIComponent).join('/');
   const exists = await fetch(`${lab.url}api/contents/${path}?content=0&token=${lab.token}`);
   if (!exists.ok) throw new Error(`JupyterLab cannot open ${relPath} (HTTP ${exists.status} from its contents API)`);
-  await page.goto(`${lab.url}lab/tree/${path}?token=${lab.token}&reset`, { waitUntil: 'domcontentloaded', timeout: timeoutMs });
-  await page.waitForFunction(() => window.jupyterapp?.shell?.currentWidget?.sessionContext, null, { timeout: timeoutMs });
-  await page.evaluate(async () => {
-    const w = window.jupyterapp.shell.currentWidget;
-    await w.context.ready;
-    await w.sessionContext.ready;
-  });
-  await waitForIdle(page, { timeoutMs });
+  try {
+    await page.goto(`${lab.url}lab/tree/${path}?token=${lab.token}&reset`, { waitUntil: 'domcontentloaded', timeout: left() });
+    await page.waitForFunction(() => window.jupyterapp?.shell?.currentWidget?.sessionContext, null, { timeout: left() });
+  } catch (e) {
+    throw new Error(`opening ${relPath}: JupyterLab showed no notebook within ${timeoutMs / 1000} s (${e.message.split('\n')[0]})`);
+  }
+  let state, chose = false;
+  for (;;) {
+    state = await page.evaluate(() => {
+      const w = window.jupyterapp.shell.currentWidget, sc = w?.sessionContext;
+      const k = sc?.session?.kernel;
+      return { file: !!w?.context?.isReady, session: !!sc?.isReady, kernel: k?.name ?? null, status: k?.status ?? null,
+               dialog: document.querySelector('.jp-Dialog .jp-Dialog-header')?.textContent.trim() ?? null };
+    });
+    if (state.file && state.session && state.kernel && state.status === 'idle') break;
+    if (state.dialog !== null) {
+      await chooseKernelInDialog(page, kernel, relPath);
+      chose = true;
+    }
+    if (Date.now() >= deadline) {
+      const what = !state.file ? 'the file never loaded'
+        : state.dialog !== null ? `a dialog "${state.dialog}" stayed open`
+        : !state.kernel ? `no kernel was started${chose ? ` (chose ${kernel} in the kernel dialog)` : ''}; does the notebook have a kernelspec, and is ${kernel} installed (jupyter kernelspec list)?`
+        : `its kernel ${state.kernel} is ${state.status}`;
+      throw new Error(`opening ${relPath}: no ready kernel after ${timeoutMs / 1000} s: ${what}`);
+    }
+    await sleep(250);
+  }
+  await waitForIdle(page, { timeoutMs: left() });
+  return { kernel: state.kernel, fromDialog: chose };
+}
+
+/** In JupyterLab's "Select Kernel" dialog, pick the kernel named `kernel` (e.g. python3) and accept. */
+async function chooseKernelInDialog(page, kernel, relPath) {
+  const dialog = page.locator('.jp-Dialog').first();
+  const select = dialog.locator('select');
+  if (await select.count()) {
+    const options = await select.first().locator('option').evaluateAll((os) => os.map((o) => ({ value: o.value, label: o.textContent.trim() })));
+    const pick = options.find((o) => o.value.includes(`"${kernel}"`) || o.value === kernel)
+      ?? options.find((o) => o.label.toLowerCase().replace(/\s+/g, '') === kernel.toLowerCase());
+    if (!pick) throw new Error(`opening ${relPath}: the kernel dialog offers no ${kernel} kernel (offers: ${options.map((o) => o.label).join(', ')})`);
+    await select.first().selectOption(pick.value);
+  }
+  await dialog.locator('.jp-mod-accept').first().click({ timeout: 5_000 }).catch(() => { /* closed meanwhile */ });
 }
 
 /** Wait until the current notebook's kernel is idle and no cell is queued or running. */

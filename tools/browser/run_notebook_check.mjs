@@ -78,8 +78,8 @@ async function main() {
   const context = await newContext(browser, { viewport: { width: 1400, height: 1000 } });
   const page = await context.newPage();
   const watch = watchPage(page);
-  await openNotebook(page, lab, rel);
-  console.log(`notebook-check: opened ${rel}, kernel ready (${secs()} s)`);
+  const { kernel, fromDialog } = await openNotebook(page, lab, rel, { timeoutMs: 180_000 });
+  console.log(`notebook-check: opened ${rel}, kernel ${kernel} ready${fromDialog ? ' (chosen in the kernel dialog: the notebook names no installed kernel)' : ''} (${secs()} s)`);
   await runAllCells(page, { timeoutMs: limit });
   const report = await notebookReport(page);
   console.log(`notebook-check: ran ${report.executed}/${report.cells} code cells (${secs()} s)`);
