@@ -191,11 +191,12 @@ def run_case(name: str, reps: int, inner: int) -> dict:
     cm, cfg, x = build(case)
     dec, ref = DecompSPD(cm, cfg), RefSPD(cm, cfg)
     agree = check_agree(dec, ref, x)
-    times = interleaved({'decomp': lambda: dec.step(x), 'baseline': lambda: ref.step(x)}, reps=reps, inner=inner)
-    # FLOPs and the matmul roofline of the same shapes (fresh copies so the timed models are not touched)
+    # FLOPs, and the matmul roofline of the same shapes: the step's matmul/conv kernels replayed alone, timed in the same
+    # interleaved rounds as the two steps so that all three see the same machine load
     fd, fr = count_flops(lambda: dec.step(x)), count_flops(lambda: ref.step(x))
     replay, n_calls = matmul_replay(lambda: dec.step(x))
-    mm = interleaved({'replay': replay}, reps=reps, inner=inner)['replay']
+    times = interleaved({'decomp': lambda: dec.step(x), 'baseline': lambda: ref.step(x), 'replay': replay}, reps=reps, inner=inner)
+    mm = times.pop('replay')
     td, tb, tm = med(times['decomp']), med(times['baseline']), med(mm)
     B = cfg.batch_size
     return {'case': name, 'desc': case['desc'], 'batch': B, 'agree': agree,
