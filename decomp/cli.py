@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_cli.ipynb #f9d0803b
 from __future__ import annotations
-import argparse, dataclasses, importlib, pkgutil, sys, time
+import argparse, dataclasses, importlib, os, pkgutil, sys, time
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -115,6 +115,9 @@ def main(argv: Sequence[str] | None = None,  # arguments (default: sys.argv[1:])
     if args.print_config:
         print(cfg.to_yaml(), end='')
         return 0
+    if int(os.environ.get('WORLD_SIZE', '1')) > 1:
+        sub.error(f"decomp {name} runs in one process, not under torchrun (WORLD_SIZE={os.environ['WORLD_SIZE']}); "
+                  "run it without torchrun, or call train_spd / train_sae from your own script under torchrun")
     out = Path(args.out) if args.out is not None else output_dir(name)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
