@@ -6,7 +6,7 @@
 from __future__ import annotations
 import dataclasses, fnmatch, random, types, typing
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -126,10 +126,16 @@ def _plain(v: Any):
 @dataclasses.dataclass
 class Config:
     "Base class for decomp's dataclass configs: strict `from_dict`, YAML round-trip, `replace`."
+    # {nested Config field: {its field: the top-level field it copies, or None when the code sets it at run time}}:
+    # such nested fields are set once at the top level (or by the code), never written under the nested config
+    nested_sync: ClassVar[Mapping[str, Mapping[str, str | None]]] = {}
 
     def to_dict(self) -> dict:
-        "Plain nested dict of builtins (YAML-safe)."
-        return _plain(self)
+        "Plain nested dict of builtins (YAML-safe), without the nested fields that `nested_sync` sets."
+        d = _plain(self)
+        for k, m in self.nested_sync.items():
+            for f in m: d[k].pop(f, None)
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping | None = None, **overrides):
@@ -140,8 +146,27 @@ class Config:
         unknown = sorted(set(d) - set(fields))
         if unknown:
             raise ValueError(f"unknown {cls.__name__} key(s) {unknown}; valid keys are: {', '.join(sorted(fields))}")
+        for k, v in list(d.items()):  # a nested mapping updates that field's default (not its class's defaults)
+            f = fields[k]
+            if not isinstance(v, Mapping) or f.default_factory is dataclasses.MISSING: continue
+            default = f.default_factory()
+            if not isinstance(default, Config): continue
+            synced = cls.nested_sync.get(k, {})
+            bad = sorted(set(v) & set(synced))
+            if bad:
+                where = sorted({s for b in bad if (s := synced[b]) is not None})
+                raise ValueError(f"{k}: {bad} cannot be set under {k}: " + (f"set {where} at the top level of {cls.__name__} "
+                                 "(or on the command line)" if where else "the run sets them"))
+            base = default.to_dict()
+            for s in synced: base.pop(s, None)
+            d[k] = {**base, **v}
         hints = typing.get_type_hints(cls)
         return cls(**{k: _coerce(k, hints.get(k, Any), v) for k, v in d.items()})
+
+    def sync_nested(self):
+        "Copy the top-level values named in `nested_sync` into the nested configs (call it at the end of `__post_init__`)."
+        for k, m in self.nested_sync.items():
+            setattr(self, k, getattr(self, k).replace(**{f: getattr(self, top) for f, top in m.items() if top is not None}))
 
     def to_yaml(self, path: str | Path | None = None) -> str:
         "YAML text of this config; also written to `path` when given."

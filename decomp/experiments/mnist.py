@@ -46,10 +46,6 @@ def default_causal_config() -> CausalConfig:
     return CausalConfig(max_samples=2000, ablation_samples=1000, seed=0, device='cpu')
 
 
-_SYNCED = {'spd': ('steps', 'seed', 'device', 'progress'), 'causal': ('seed', 'device')}
-_NESTED_DEFAULTS = {'spd': default_spd_config, 'causal': default_causal_config}
-
-
 @dataclasses.dataclass
 class MNISTConfig(Config):
     "Settings of the MNIST experiment (YAML round trip; nested `spd`/`causal` mappings update the MNIST defaults)."
@@ -69,6 +65,8 @@ class MNISTConfig(Config):
     run_causal: bool = True  # run the causal analysis fc1 -> fc2
     spd: SPDConfig = dataclasses.field(default_factory=default_spd_config)
     causal: CausalConfig = dataclasses.field(default_factory=default_causal_config)
+    nested_sync = {'spd': {'steps': 'steps', 'seed': 'seed', 'device': 'device', 'progress': None},
+                   'causal': {'seed': 'seed', 'device': 'device'}}
 
     def __post_init__(self):
         for f in ('steps', 'hidden', 'eval_samples', 'snapshot_samples', 'n_directions'):
@@ -89,27 +87,7 @@ class MNISTConfig(Config):
         if names != ['fc1', 'fc2']:
             raise ValueError(f"spd.target_modules={tm!r}: the MNIST experiment decomposes exactly fc1 and fc2, "
                              "e.g. {fc1: 200, fc2: 100}")
-        self.spd = self.spd.replace(steps=self.steps, seed=self.seed, device=self.device)
-        self.causal = self.causal.replace(seed=self.seed, device=self.device)
-
-    def to_dict(self) -> dict:
-        d = super().to_dict()
-        for k, synced in _SYNCED.items():
-            for s in synced: d[k].pop(s, None)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping | None = None, **overrides):
-        d = {**(d or {}), **overrides}
-        for k, synced in _SYNCED.items():
-            v = d.get(k)
-            if isinstance(v, Mapping):
-                bad = sorted(set(v) & set(synced))
-                if bad: raise ValueError(f"{k}: {bad} must be set at the top level of MNISTConfig (or on the command line), not under {k}:")
-                base = _NESTED_DEFAULTS[k]().to_dict()
-                for s in synced: base.pop(s, None)
-                d[k] = {**base, **v}
-        return super().from_dict(d)
+        self.sync_nested()
 
     @property
     def predecomposed_n_steps(self) -> int: return self.predecomposed_steps or self.steps

@@ -302,11 +302,6 @@ def default_spd_config() -> SPDConfig:
                      steps=600, log_every=50, seed=0, device='cpu', progress=False)
 
 
-_SYNC = {'transcoder': {'steps': 'n_steps', 'seed': 'seed', 'device': 'device'},
-         'spd': {'steps': 'steps', 'seed': 'seed', 'device': 'device'}}
-_NESTED = {'transcoder': default_transcoder_config, 'spd': default_spd_config}
-
-
 @dataclasses.dataclass
 class TranscoderVsSPDConfig(Config):
     "Settings of the transcoder-vs-SPD comparison (YAML round trip; nested mappings update this experiment's defaults)."
@@ -328,6 +323,8 @@ class TranscoderVsSPDConfig(Config):
     n_pairs: int = 16  # matched pairs drawn
     transcoder: SAEConfig = dataclasses.field(default_factory=default_transcoder_config)
     spd: SPDConfig = dataclasses.field(default_factory=default_spd_config)
+    nested_sync = {'transcoder': {'n_steps': 'steps', 'seed': 'seed', 'device': 'device'},
+                   'spd': {'steps': 'steps', 'seed': 'seed', 'device': 'device'}}
 
     def __post_init__(self):
         for f in ('steps', 'hidden', 'n_features', 'k', 'eval_samples', 'n_pairs'):
@@ -341,27 +338,8 @@ class TranscoderVsSPDConfig(Config):
         if not self.stochastic_imp_min > 0: raise ValueError(f"stochastic_imp_min={self.stochastic_imp_min}: expected a positive weight")
         if 'fc1' not in (self.spd.target_modules if isinstance(self.spd.target_modules, Mapping) else list(self.spd.target_modules)):
             raise ValueError(f"spd.target_modules={self.spd.target_modules!r} must decompose fc1, e.g. {{fc1: 64}}")
-        for k, m in _SYNC.items():
-            setattr(self, k, getattr(self, k).replace(**{dst: getattr(self, src) for src, dst in m.items()}))
+        self.sync_nested()
 
-    def to_dict(self) -> dict:
-        d = super().to_dict()
-        for k, m in _SYNC.items():
-            for dst in m.values(): d[k].pop(dst, None)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping | None = None, **overrides):
-        d = {**(d or {}), **overrides}
-        for k, m in _SYNC.items():
-            v = d.get(k)
-            if isinstance(v, Mapping):
-                bad = sorted(set(v) & set(m.values()))
-                if bad: raise ValueError(f"{k}: {bad} must be set at the top level (steps, seed, device), not under {k}:")
-                base = _NESTED[k]().to_dict()
-                for dst in m.values(): base.pop(dst, None)
-                d[k] = {**base, **v}
-        return super().from_dict(d)
 
 # %% ../../nbs/52_transcoder_vs_spd.ipynb #10d80591
 @dataclasses.dataclass
