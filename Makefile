@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.decomp-installed
 TIMEOUT ?= 3000
 
-.PHONY: install demo test export check-sync check-clean test-nbs docs docs-check dashboards-check clean
+.PHONY: install demo test export check-sync check-clean test-nbs docs docs-check dashboards-check cuda-check clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -43,6 +43,10 @@ docs-check: docs
 
 dashboards-check: install
 	bash tools/dashboards_check.sh
+
+# On a machine with a GPU: SPD (fp32/bf16/compile), every SAE, the three experiments on CUDA; NCCL torchrun with 2+ GPUs.
+cuda-check: install
+	$(BIN)/python tools/cuda_check.py
 
 clean:
 	rm -rf _proc _docs _site
