@@ -535,7 +535,8 @@ def save_sae(sae: SAE,  # the SAE to save
              'model': dict(sae.state_dict()), 'step': step,
              'history': history.to_dict() if history is not None else None,
              'optimizer': optimizer.state_dict() if optimizer is not None else None,
-             'rng': torch.get_rng_state()}  # the stochastic variants' noise continues from here on resume
+             'rng': torch.get_rng_state(),  # the stochastic variants' noise continues from here on resume
+             'cuda_rng': torch.cuda.get_rng_state(sae.device) if sae.device.type == 'cuda' else None}
     return save_checkpoint(path, state, config)
 
 
@@ -616,6 +617,7 @@ def train_sae(sae: SAE,  # the SAE to train (in place)
         opt.load_state_dict(state['optimizer'])
         history = History.from_dict(state['history'])
         torch.set_rng_state(state['rng'].cpu())
+        if device.type == 'cuda' and state.get('cuda_rng') is not None: torch.cuda.set_rng_state(state['cuda_rng'].cpu(), device)
     model = wrap_ddp(sae)
     if world > 1: torch.manual_seed(config.seed * 1_000_003 + 7919 * start + rank)  # stochastic variants: noise per rank
 
