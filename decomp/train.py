@@ -4,7 +4,8 @@
 
 # %% ../nbs/03_train.ipynb #ba7e6836
 from __future__ import annotations
-import math, os
+import inspect, math, os, subprocess, sys
+from pathlib import Path
 from typing import Callable, Mapping
 
 import numpy as np
@@ -12,11 +13,11 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .core import get_device
+from .core import check_positive_int, get_device
 
 # %% auto #0
 __all__ = ['History', 'constant_schedule', 'cosine_schedule', 'linear_schedule', 'make_schedule', 'dist_info', 'is_main_process',
-           'init_distributed', 'rank_slice', 'all_reduce_mean', 'setup_distributed', 'wrap_ddp', 'train_loop']
+           'init_distributed', 'rank_slice', 'all_reduce_mean', 'setup_distributed', 'wrap_ddp', 'launch', 'train_loop']
 
 # %% ../nbs/03_train.ipynb #da28bb21
 class History:
@@ -147,11 +148,31 @@ def setup_distributed(batch_size: int,  # global batch size: must split evenly o
     return rank, world, dev
 
 def wrap_ddp(module: torch.nn.Module, **kwargs) -> torch.nn.Module:
-    "`module` wrapped in DistributedDataParallel when distributed, else `module` itself."
+    "`module` wrapped in DistributedDataParallel when distributed, else `module` itself; buffers are synced once, at wrapping."
     if dist_info()[1] == 1: return module
     dev = next(module.parameters()).device
     ids = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == 'cuda' else None
-    return torch.nn.parallel.DistributedDataParallel(module, device_ids=ids, **kwargs)
+    # decomp's buffers are constants (frozen weights and biases) or kept equal by their trainer (SAE counters and
+    # thresholds), so DDP's broadcast of every buffer before every forward would be wasted work in the training step
+    ddp = torch.nn.parallel.DistributedDataParallel
+    no_sync = ({'forward_sync_buffers': False} if 'forward_sync_buffers' in inspect.signature(ddp.__init__).parameters
+               else {'broadcast_buffers': False})  # the name before torch 2.13
+    return ddp(module, device_ids=ids, **{**no_sync, **kwargs})
+
+
+def launch(script: str | Path,  # a Python script
+           *args,  # its command-line arguments
+           nproc: int = 1,  # 1: a plain process; more: `torchrun --standalone --nproc_per_node=nproc`
+           threads: int = 1,  # OMP_NUM_THREADS of each process
+          ) -> subprocess.CompletedProcess:
+    "Run `script` in a fresh Python process, or in `nproc` processes under torchrun; raises with its stderr when it fails."
+    check_positive_int(nproc, 'nproc')
+    run = [sys.executable] + (['-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}'] if nproc > 1 else [])
+    r = subprocess.run(run + [str(script), *map(str, args)], env={**os.environ, 'OMP_NUM_THREADS': str(threads)},
+                       capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(f"{script} with {nproc} process(es) exited with code {r.returncode}:\n{r.stderr[-3000:]}")
+    return r
 
 # %% ../nbs/03_train.ipynb #9e46a4a6
 def train_loop(loss_fn: Callable[[int], Mapping[str, torch.Tensor]],  # step -> unweighted scalar loss terms

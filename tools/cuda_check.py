@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from decomp.train import launch
+
 ROOT = Path(__file__).resolve().parents[1]
 TMS_RUN = r'''
 import sys, torch
@@ -37,8 +39,7 @@ def run(cmd, **kw):
 def tms(d: Path, device: str, extra: str = '{}', nproc: int = 1) -> dict:
     script, out = d / 'tms.py', d / f'tms_{nproc}_{abs(hash(extra))}.pt'
     script.write_text(TMS_RUN)
-    launch = [sys.executable] + (['-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}'] if nproc > 1 else [])
-    run(launch + [str(script), str(out), device, extra])
+    launch(script, out, device, extra, nproc=nproc, threads=torch.get_num_threads())
     return torch.load(out, weights_only=False)
 
 
