@@ -21,7 +21,7 @@ from ..data import load_mnist, tensor_loader
 from ..models import MLP, load_or_train_mnist_mlp
 from ..spd.metrics import DecompositionEval, collect_ci, evaluate_decomposition, mean_score_by_label
 from ..spd.model import ComponentModel
-from ..spd.train import SPDConfig, spd_loss_terms, train_spd
+from ..spd.train import SPDConfig, make_component_model, spd_loss_terms, train_spd
 from ..train import History, make_schedule, train_loop
 from ..causal import CausalConfig, CausalResult, analyze_causal, write_causal_figures
 
@@ -115,8 +115,7 @@ def train_predecomposed(config: MNISTConfig,  # the experiment's settings (uses 
     sc = sc.replace(faithfulness_coeff=0.0, steps=n_steps)
     set_seed(config.seed)
     net = MLP(784, config.hidden, 10, seed=config.seed).to(dev)
-    cm = ComponentModel(net, sc.target_modules, sc.C, ci_fn=sc.ci_fn, ci_hidden=sc.ci_hidden, alpha=sc.alpha,
-                        init='random', seed=config.seed)
+    cm = make_component_model(net, sc, init='random', use_delta=False, tie=None)  # the net is its components: no delta
     for c in cm.components.values():  # trainable biases (frozen buffers in post-hoc SPD)
         b = c.bias.detach().clone()
         del c.bias

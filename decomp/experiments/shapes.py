@@ -19,9 +19,8 @@ from ..data import ShapesColours
 from ..models import ShapesCNN, load_or_train_shapes_cnn
 from ..sae.base import SAEConfig, collect_activations, evaluate_sae, train_sae
 from ..sae.variants import TopKSAE
-from ..spd.model import ComponentModel
 from ..spd.metrics import DecompositionEval, evaluate_decomposition, finish_figure, mean_score_by_label
-from ..spd.train import SPDConfig, train_spd
+from ..spd.train import SPDConfig, make_component_model, train_spd
 from ..train import History
 
 # %% auto #0
@@ -423,8 +422,7 @@ def run_shapes(config: ShapesConfig | None = None,  # the run's settings (defaul
     spd_cfg = config.spd_config()
     if state is None: cm, history = train_spd(target, train.images, spd_cfg)
     else:
-        cm = ComponentModel(target, spd_cfg.target_modules, spd_cfg.C, ci_fn=spd_cfg.ci_fn, ci_hidden=spd_cfg.ci_hidden,
-                            use_delta=spd_cfg.use_delta, tie=spd_cfg.tie, alpha=spd_cfg.alpha, init=spd_cfg.init, seed=spd_cfg.seed)
+        cm = make_component_model(target, spd_cfg, init='random')  # the cached state replaces the init
         cm.load_spd_state_dict({k: v.to(dev) for k, v in state['spd'].items()})
         history = History.from_dict(state['history'])
     ev = evaluate_decomposition(cm, test.images, test.labels, threshold=config.threshold, accuracy_fn=head_accuracy,

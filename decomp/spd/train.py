@@ -21,7 +21,8 @@ from .model import ComponentModel
 from ..train import History, dist_info, make_schedule, rank_slice, setup_distributed, train_loop, wrap_ddp
 
 # %% auto #0
-__all__ = ['SPDConfig', 'spd_loss_terms', 'SPDObjective', 'spd_eval_metrics', 'train_spd', 'load_spd', 'tms_recovery']
+__all__ = ['SPDConfig', 'spd_loss_terms', 'SPDObjective', 'spd_eval_metrics', 'make_component_model', 'train_spd', 'load_spd',
+           'tms_recovery']
 
 # %% ../../nbs/14_spd.train.ipynb #a1bf4188
 _DISTANCES, _SAMPLING, _SCHEDULES = ('mse', 'kl'), ('continuous', 'binomial'), ('constant', 'cosine', 'linear')
@@ -247,6 +248,16 @@ def _check_target_runs(model: ComponentModel, x: Tensor):
                          "pass data whose batches are valid inputs of the target") from e
 
 
+def make_component_model(target: torch.nn.Module,  # the model to decompose
+                         config: SPDConfig,  # which layers, C, CI functions, delta, ties, leak, init, seed
+                         **overrides,  # `ComponentModel` arguments to change, e.g. init='random' before loading a state
+                        ) -> ComponentModel:
+    "The untrained `ComponentModel` that `config` describes for `target`."
+    kw = dict(ci_fn=config.ci_fn, ci_hidden=config.ci_hidden, use_delta=config.use_delta, tie=config.tie, alpha=config.alpha,
+              init=config.init, seed=config.seed)
+    return ComponentModel(target, config.target_modules, config.C, **{**kw, **overrides})
+
+
 def train_spd(target: torch.nn.Module,  # the trained model to decompose (frozen, never modified)
               data,  # tensor (N, ...), callable(batch_size, generator) -> batch, or iterable of batches
               config: SPDConfig,  # the run's settings
@@ -259,8 +270,7 @@ def train_spd(target: torch.nn.Module,  # the trained model to decompose (frozen
     _, _, dev = setup_distributed(config.batch_size, config.device)  # no-op without torchrun
     set_seed(config.seed)
     target = target.to(dev)
-    model = ComponentModel(target, config.target_modules, config.C, ci_fn=config.ci_fn, ci_hidden=config.ci_hidden,
-                           use_delta=config.use_delta, tie=config.tie, alpha=config.alpha, init=config.init, seed=config.seed)
+    model = make_component_model(target, config)
     batches = _Batches(data, config.batch_size, config.seed, dev)
     mask_gen = torch.Generator(device=dev).manual_seed(config.seed + 2)
     comp_params = model.component_parameters()
@@ -318,11 +328,8 @@ def load_spd(path: str | Path,  # a train_spd step_<n>/ checkpoint, or a folder 
     state, _ = load_checkpoint(path, map_location=map_location)
     if 'spd' not in state: raise ValueError(f"{str(path)!r} is a checkpoint but holds no SPD state (no 'spd' entry)")
     raw = yaml.safe_load((path / 'config.yaml').read_text()) or {}
-    raw = raw.get('spd', raw)  # experiment configs nest their SPDConfig under `spd:`
-    fields = {f.name for f in dataclasses.fields(SPDConfig)}
-    sc = SPDConfig.from_dict({k: v for k, v in raw.items() if k in fields})
-    cm = ComponentModel(target.to(map_location), sc.target_modules, sc.C, ci_fn=sc.ci_fn, ci_hidden=sc.ci_hidden,
-                        use_delta=sc.use_delta, tie=sc.tie, alpha=sc.alpha, seed=sc.seed)
+    sc = SPDConfig.from_dict(raw.get('spd', raw))  # experiment configs nest their SPDConfig under `spd:`
+    cm = make_component_model(target.to(map_location), sc, init='random')  # no SVD: the state replaces the init
     cm.load_spd_state_dict(state['spd'])
     return cm.eval()
 
