@@ -16,8 +16,8 @@ from torch import Tensor
 from .core import check_positive_int, output_dir
 
 # %% auto #0
-__all__ = ['MNIST_HELP', 'SHAPES', 'COLOURS', 'SIZES', 'SIZE_FRACTIONS', 'sparse_features', 'ToyDictionary', 'max_cosine', 'mmcs',
-           'TensorLoader', 'tensor_loader', 'data_loader', 'MNIST', 'read_idx', 'load_mnist', 'render_shapes',
+__all__ = ['tensor_loader', 'MNIST_HELP', 'SHAPES', 'COLOURS', 'SIZES', 'SIZE_FRACTIONS', 'sparse_features', 'ToyDictionary',
+           'max_cosine', 'mmcs', 'TensorLoader', 'data_loader', 'MNIST', 'read_idx', 'load_mnist', 'render_shapes',
            'ShapesColours', 'plot_shapes_examples']
 
 # %% ../nbs/01_data.ipynb #07587f56
@@ -181,17 +181,7 @@ class TensorLoader:
         while self.infinite: yield from self._epoch()
 
 
-def tensor_loader(*tensors: Tensor,  # tensors sharing the first (sample) dimension
-                  batch_size: int,  # samples per batch
-                  shuffle: bool = True,  # random order each epoch
-                  seed: int = 0,  # seeds the shuffling
-                  drop_last: bool = False,  # skip the last incomplete batch
-                  infinite: bool = False,  # cycle epochs forever
-                  device: str | torch.device | None = None,  # move batches here (None: leave where they are)
-                 ) -> TensorLoader:
-    "Seeded in-memory batching of `tensors`: iterate for one epoch of tuples, or forever with `infinite=True`."
-    return TensorLoader(*tensors, batch_size=batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
-                        infinite=infinite, device=device)
+tensor_loader = TensorLoader  # the function-style name used across decomp
 
 
 def data_loader(dataset: torch.utils.data.Dataset,  # any map-style dataset
