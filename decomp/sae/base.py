@@ -522,6 +522,9 @@ def evaluate_sae(sae: SAE,  # a trained SAE
     finally: sae.train(was)
 
 # %% ../../nbs/20_sae.base.ipynb #104fce24
+def _class_path(sae: SAE) -> str: return f'{type(sae).__module__}:{type(sae).__qualname__}'
+
+
 def save_sae(sae: SAE,  # the SAE to save
              path: str | Path,  # folder (created)
              config: SAEConfig | None = None,  # training config, saved as config.yaml
@@ -530,8 +533,7 @@ def save_sae(sae: SAE,  # the SAE to save
              step: int | None = None,  # number of completed steps
             ) -> Path:
     "Write `sae` (+ training state) to the checkpoint folder `path`; `load_sae` reads it back."
-    cls = type(sae)
-    state = {'class': f'{cls.__module__}:{cls.__qualname__}', 'init': dict(sae.init_kwargs),
+    state = {'class': _class_path(sae), 'init': dict(sae.init_kwargs),
              'model': dict(sae.state_dict()), 'step': step,
              'history': history.to_dict() if history is not None else None,
              'optimizer': optimizer.state_dict() if optimizer is not None else None,
@@ -596,8 +598,7 @@ def train_sae(sae: SAE,  # the SAE to train (in place)
     state, start = None, 0
     if resume is not None:
         state, _ = load_checkpoint(resume, map_location=device)
-        cls = f'{type(sae).__module__}:{type(sae).__qualname__}'
-        if state.get('class') != cls or state.get('optimizer') is None:
+        if state.get('class') != _class_path(sae) or state.get('optimizer') is None:
             raise ValueError(f"resume={str(resume)!r} is not a training checkpoint of a {type(sae).__name__} (class "
                              f"{state.get('class')!r}); pass a step_<n> folder written by train_sae for this SAE")
         sae.load_state_dict(state['model'])
