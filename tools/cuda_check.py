@@ -18,13 +18,11 @@ TMS_RUN = r'''
 import sys, torch
 from decomp.data import sparse_features
 from decomp.models import load_or_train_tms
-from decomp.spd.train import SPDConfig, train_spd, tms_recovery
+from decomp.spd.train import tms_fast_config, train_spd, tms_recovery
 from decomp.train import is_main_process
 out, device, extra = sys.argv[1], sys.argv[2], eval(sys.argv[3])
 tms, _ = load_or_train_tms(progress=False)
-cfg = SPDConfig(target_modules=['linear1', 'linear2'], C=20, tie={'linear2': 'linear1'}, use_delta=True, faithfulness_coeff=0.0,
-                faithfulness_warmup_steps=200, lr=3e-3, steps=3000, batch_size=512, log_every=100, seed=0, progress=False,
-                device=device, **extra)
+cfg = tms_fast_config(log_every=100, device=device, **extra)
 spd, hist = train_spd(tms, lambda n, g: sparse_features(n, 5, p=0.05, generator=g), cfg)
 if is_main_process(): torch.save({'recovery': tms_recovery(spd), 'state': {k: v.cpu() for k, v in spd.spd_state_dict().items()}}, out)
 '''

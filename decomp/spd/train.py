@@ -22,7 +22,7 @@ from ..train import History, dist_info, make_schedule, rank_slice, setup_distrib
 
 # %% auto #0
 __all__ = ['SPDConfig', 'spd_loss_terms', 'SPDObjective', 'spd_eval_metrics', 'make_component_model', 'train_spd', 'load_spd',
-           'tms_recovery']
+           'tms_fast_config', 'tms_recovery']
 
 # %% ../../nbs/14_spd.train.ipynb #a1bf4188
 _DISTANCES, _SAMPLING, _SCHEDULES = ('mse', 'kl'), ('continuous', 'binomial'), ('constant', 'cosine', 'linear')
@@ -334,6 +334,13 @@ def load_spd(path: str | Path,  # a train_spd step_<n>/ checkpoint, or a folder 
     return cm.eval()
 
 # %% ../../nbs/14_spd.train.ipynb #a69cb1d2
+def tms_fast_config(**overrides) -> SPDConfig:
+    "The short TMS 5-2 recipe (3000 steps at batch 512, tied components, delta + faithfulness warm-up, lr 3e-3); `overrides` change fields."
+    return SPDConfig(**{**dict(target_modules=['linear1', 'linear2'], C=20, tie={'linear2': 'linear1'}, use_delta=True,
+                               faithfulness_coeff=0.0, faithfulness_warmup_steps=200, lr=3e-3, steps=3000, batch_size=512,
+                               log_every=50, seed=0, progress=False), **overrides})
+
+
 @torch.no_grad()
 def tms_recovery(model: ComponentModel,  # a trained decomposition of a TMS target
                  layer: str = 'linear1',  # the layer whose input coordinates are the features
