@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_train.ipynb #ba7e6836
 from __future__ import annotations
-import inspect, math, os, subprocess, sys
+import atexit, inspect, math, os, subprocess, sys
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -17,7 +17,8 @@ from .core import check_positive_int, get_device
 
 # %% auto #0
 __all__ = ['History', 'constant_schedule', 'cosine_schedule', 'linear_schedule', 'make_schedule', 'dist_info', 'is_main_process',
-           'init_distributed', 'rank_slice', 'all_reduce_mean', 'setup_distributed', 'wrap_ddp', 'launch', 'train_loop']
+           'init_distributed', 'rank_slice', 'all_reduce_mean', 'rank_spread', 'setup_distributed', 'wrap_ddp',
+           'launch', 'train_loop']
 
 # %% ../nbs/03_train.ipynb #da28bb21
 class History:
@@ -117,7 +118,13 @@ def init_distributed(backend: str | None = None,  # 'gloo' or 'nccl'; default: n
     use_cuda = torch.cuda.is_available() and backend != 'gloo'
     if use_cuda: torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', '0')))
     dist.init_process_group(backend or ('nccl' if use_cuda else 'gloo'))
+    atexit.register(_leave_process_group)
     return True
+
+
+def _leave_process_group():
+    "Leave the group at exit: a group still alive at interpreter shutdown can abort the process (seen with gloo)."
+    if dist.is_initialized(): dist.destroy_process_group()
 
 def rank_slice(n: int,  # global batch size
               ) -> slice:
@@ -133,6 +140,16 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
     y = x.detach().clone()
     dist.all_reduce(y)
     return y / dist_info()[1]
+
+def rank_spread(module: torch.nn.Module) -> float:
+    "Largest difference between ranks of any parameter or buffer of `module` (0.0 in one process); DDP training keeps it 0."
+    world = dist_info()[1]
+    if world == 1: return 0.0
+    mine = torch.cat([v.detach().double().flatten() for v in module.state_dict().values()])
+    every = [torch.empty_like(mine) for _ in range(world)]
+    dist.all_gather(every, mine)
+    return max((a - every[0]).abs().max().item() for a in every)
+
 
 def setup_distributed(batch_size: int,  # global batch size: must split evenly over the processes
                       device: str | torch.device | None = 'auto',  # the run's device setting
