@@ -125,10 +125,24 @@ def _plain(v: Any):
 # %% ../nbs/00_core.ipynb #568c472b
 @dataclasses.dataclass
 class Config:
-    "Base class for decomp's dataclass configs: strict `from_dict`, YAML round-trip, `replace`."
+    "Base class for decomp's dataclass configs: strict `from_dict`, YAML round-trip, `replace`, old names that name their new one."
     # {nested Config field: {its field: the top-level field it copies, or None when the code sets it at run time}}:
     # such nested fields are set once at the top level (or by the code), never written under the nested config
     nested_sync: ClassVar[Mapping[str, Mapping[str, str | None]]] = {}
+    # {old setting name: its new name (or new place, e.g. 'importance_minimality.eps')}: an old name raises, naming the new one
+    renamed: ClassVar[Mapping[str, str]] = {}
+
+    def __new__(cls, *args, **kwargs):
+        cls.check_renamed(kwargs)  # the constructor path: `SPDConfig(pnorm=2)` fails like `from_dict({'pnorm': 2})`
+        return super().__new__(cls)
+
+    @classmethod
+    def check_renamed(cls, keys: Iterable[str]):
+        "Raise a `ValueError` naming the new name of every key in `keys` that `renamed` lists as an old name."
+        old = [k for k in keys if k in cls.renamed]
+        if old:
+            raise ValueError(f"{cls.__name__}: " + '; '.join(f"{k!r} was renamed to {cls.renamed[k]!r}" for k in old)
+                             + "; use the new name (in YAML files and keyword arguments alike)")
 
     def to_dict(self) -> dict:
         "Plain nested dict of builtins (YAML-safe), without the nested fields that `nested_sync` sets."
@@ -142,6 +156,7 @@ class Config:
         "Build from a mapping (+ keyword overrides); unknown keys raise, values are coerced to the annotated types."
         d = {**(d or {}), **overrides}
         if not isinstance(d, Mapping): raise ValueError(f"{cls.__name__}.from_dict expects a mapping, got {type(d).__name__}")
+        cls.check_renamed(d)
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
         unknown = sorted(set(d) - set(fields))
         if unknown:
