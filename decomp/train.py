@@ -4,21 +4,18 @@
 
 # %% ../nbs/03_train.ipynb #ba7e6836
 from __future__ import annotations
-import atexit, inspect, math, os, subprocess, sys
-from pathlib import Path
+import math
 from typing import Callable, Mapping
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .core import check_positive_int, get_device
+from .distributed import all_reduce_mean, is_main_process
+
 
 # %% auto #0
-__all__ = ['History', 'constant_schedule', 'cosine_schedule', 'linear_schedule', 'make_schedule', 'dist_info', 'is_main_process',
-           'init_distributed', 'rank_slice', 'all_reduce_mean', 'rank_spread', 'setup_distributed', 'wrap_ddp',
-           'launch', 'train_loop']
+__all__ = ['History', 'constant_schedule', 'cosine_schedule', 'linear_schedule', 'make_schedule', 'train_loop']
 
 # %% ../nbs/03_train.ipynb #da28bb21
 class History:
@@ -99,97 +96,6 @@ def make_schedule(kind: str,  # 'constant', 'cosine' or 'linear'
     if kind == 'cosine': return cosine_schedule(n_steps, warmup_steps, final_frac)
     if kind == 'linear': return linear_schedule(n_steps, warmup_steps, final_frac, **kw)
     raise ValueError(f"lr schedule {kind!r} is unknown; use 'constant', 'cosine' or 'linear'")
-
-# %% ../nbs/03_train.ipynb #896e4245
-def dist_info() -> tuple[int, int]:
-    "`(rank, world_size)` of this process; `(0, 1)` when torch.distributed is not initialised."
-    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-def is_main_process() -> bool:
-    "True on rank 0 (and in a single process)."
-    return dist_info()[0] == 0
-
-def init_distributed(backend: str | None = None,  # 'gloo' or 'nccl'; default: nccl with CUDA, else gloo
-                    ) -> bool:
-    "Join the process group started by `torchrun` (reads RANK/WORLD_SIZE/LOCAL_RANK); returns True when distributed."
-    if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return False
-    if dist.is_initialized(): return True
-    use_cuda = torch.cuda.is_available() and backend != 'gloo'
-    if use_cuda: torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', '0')))
-    dist.init_process_group(backend or ('nccl' if use_cuda else 'gloo'))
-    atexit.register(_leave_process_group)
-    return True
-
-
-def _leave_process_group():
-    "Leave the group at exit: a group still alive at interpreter shutdown can abort the process (seen with gloo)."
-    if dist.is_initialized(): dist.destroy_process_group()
-
-def rank_slice(n: int,  # global batch size
-              ) -> slice:
-    "This rank's contiguous share of a global batch of `n` (n must divide evenly across ranks)."
-    rank, world = dist_info()
-    if n % world: raise ValueError(f"global batch size {n} is not divisible by the world size {world}; pick a multiple of {world}")
-    m = n // world
-    return slice(rank * m, (rank + 1) * m)
-
-def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
-    "Mean of `x` over ranks (a copy; `x` itself in a single process)."
-    if dist_info()[1] == 1: return x
-    y = x.detach().clone()
-    dist.all_reduce(y)
-    return y / dist_info()[1]
-
-def rank_spread(module: torch.nn.Module) -> float:
-    "Largest difference between ranks of any parameter or buffer of `module` (0.0 in one process); DDP training keeps it 0."
-    world = dist_info()[1]
-    if world == 1: return 0.0
-    mine = torch.cat([v.detach().double().flatten() for v in module.state_dict().values()])
-    every = [torch.empty_like(mine) for _ in range(world)]
-    dist.all_gather(every, mine)
-    return max((a - every[0]).abs().max().item() for a in every)
-
-
-def setup_distributed(batch_size: int,  # global batch size: must split evenly over the processes
-                      device: str | torch.device | None = 'auto',  # the run's device setting
-                     ) -> tuple[int, int, torch.device]:
-    "Join torchrun's process group (if any) and check the batch splits; `(rank, world, device)`, one GPU per process."
-    init_distributed()
-    rank, world = dist_info()
-    if batch_size % world:
-        raise ValueError(f"batch_size={batch_size} cannot be split over the {world} processes of this torchrun run; "
-                         f"use a multiple of {world}")
-    dev = get_device(device)
-    if dev.type == 'cuda' and dev.index is None: dev = torch.device('cuda', torch.cuda.current_device())
-    return rank, world, dev
-
-def wrap_ddp(module: torch.nn.Module, **kwargs) -> torch.nn.Module:
-    "`module` wrapped in DistributedDataParallel when distributed, else `module` itself; buffers are synced once, at wrapping."
-    if dist_info()[1] == 1: return module
-    dev = next(module.parameters()).device
-    ids = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == 'cuda' else None
-    # decomp's buffers are constants (frozen weights and biases) or kept equal by their trainer (SAE counters and
-    # thresholds), so DDP's broadcast of every buffer before every forward would be wasted work in the training step
-    ddp = torch.nn.parallel.DistributedDataParallel
-    no_sync = ({'forward_sync_buffers': False} if 'forward_sync_buffers' in inspect.signature(ddp.__init__).parameters
-               else {'broadcast_buffers': False})  # the name before torch 2.13
-    return ddp(module, device_ids=ids, **{**no_sync, **kwargs})
-
-
-def launch(script: str | Path,  # a Python script
-           *args,  # its command-line arguments
-           nproc: int = 1,  # 1: a plain process; more: `torchrun --standalone --nproc_per_node=nproc`
-           threads: int = 1,  # OMP_NUM_THREADS of each process
-          ) -> subprocess.CompletedProcess:
-    "Run `script` in a fresh Python process, or in `nproc` processes under torchrun; raises with its stderr when it fails."
-    check_positive_int(nproc, 'nproc')
-    run = [sys.executable] + (['-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}'] if nproc > 1 else [])
-    r = subprocess.run(run + [str(script), *map(str, args)], env={**os.environ, 'OMP_NUM_THREADS': str(threads)},
-                       capture_output=True, text=True)
-    if r.returncode:
-        raise RuntimeError(f"{script} with {nproc} process(es) exited with code {r.returncode}:\n{r.stderr[-3000:]}")
-    return r
 
 # %% ../nbs/03_train.ipynb #9e46a4a6
 def train_loop(loss_fn: Callable[[int], Mapping[str, torch.Tensor]],  # step -> unweighted scalar loss terms

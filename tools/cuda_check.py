@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from decomp.train import launch
+from decomp.distributed import launch
 
 ROOT = Path(__file__).resolve().parents[1]
 TMS_RUN = r'''
@@ -19,7 +19,7 @@ import sys, torch
 from decomp.data import sparse_features
 from decomp.models import load_or_train_tms
 from decomp.spd.train import tms_fast_config, train_spd, tms_recovery
-from decomp.train import is_main_process
+from decomp.distributed import is_main_process
 out, device, extra = sys.argv[1], sys.argv[2], eval(sys.argv[3])
 tms, _ = load_or_train_tms(progress=False)
 cfg = tms_fast_config(log_every=100, device=device, **extra)

@@ -17,8 +17,8 @@ from tqdm.auto import tqdm
 
 from ..core import (Config, check_finite, check_positive_int, find_modules, get_device, load_checkpoint,
                          save_checkpoint, set_seed)
-from ..train import (History, all_reduce_mean, dist_info, make_schedule, rank_slice, setup_distributed, train_loop,
-                          wrap_ddp)
+from ..distributed import all_reduce_mean, dist_info, rank_slice, setup_distributed, wrap_ddp
+from ..train import History, make_schedule, train_loop
 
 # %% auto #0
 __all__ = ['fvu', 'SparseCodes', 'sparse_decode', 'gather_preacts', 'SAEOutput', 'PreActs', 'SAE', 'geometric_median',

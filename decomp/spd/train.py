@@ -18,7 +18,8 @@ from .importance import CI_KINDS
 from .losses import (annealed_p, ci_masked_recon_loss, component_penalty, faithfulness_loss,
                                importance_minimality_loss, output_distance, stochastic_recon_losses)
 from .model import ComponentModel
-from ..train import History, dist_info, make_schedule, rank_slice, setup_distributed, train_loop, wrap_ddp
+from ..distributed import dist_info, rank_slice, setup_distributed, wrap_ddp
+from ..train import History, make_schedule, train_loop
 
 # %% auto #0
 __all__ = ['SPDConfig', 'spd_loss_terms', 'SPDObjective', 'spd_eval_metrics', 'make_component_model', 'train_spd', 'load_spd',
