@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_cli.ipynb #f9d0803b
 from __future__ import annotations
-import argparse, dataclasses, importlib, os, pkgutil, sys, time
+import argparse, dataclasses, importlib, inspect, os, pkgutil, sys, time
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -29,7 +29,9 @@ def check_experiment(name: str,  # command name
     fields = {f.name for f in dataclasses.fields(cls)}
     missing = [f for f in _REQUIRED_FIELDS if f not in fields]
     if missing: raise ValueError(f"{cls.__name__} (experiment {name!r}) lacks the field(s) {missing} the command line sets")
-    if not callable(run): raise TypeError(f"EXPERIMENT[{name!r}]['run'] must be callable run(config, out, progress)")
+    if not callable(run): raise TypeError(f"EXPERIMENT[{name!r}]['run'] must be callable run(config, out, progress) -> result")
+    try: inspect.signature(run).bind(None, None, True)
+    except TypeError: raise TypeError(f"EXPERIMENT[{name!r}]['run'] must take (config, out, progress); got {run.__name__}{inspect.signature(run)}") from None
     return {'config': cls, 'run': run, 'help': str(spec.get('help', '')), 'name': spec.get('name', name)}
 
 
@@ -121,7 +123,9 @@ def main(argv: Sequence[str] | None = None,  # arguments (default: sys.argv[1:])
     out = Path(args.out) if args.out is not None else output_dir(name)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    summary = spec['run'](cfg, out, not args.quiet) or {}
+    metrics = spec['run'](cfg, out, not args.quiet).metrics()
     print(f"decomp {name}: done in {time.time() - t0:.0f} s; outputs in {out}")
-    for k, v in summary.items(): print(f"  {k}: {v:.4g}" if isinstance(v, float) else f"  {k}: {v}")
+    for k, v in metrics.items():
+        if isinstance(v, (bool, int, float, str)) or v is None: print(f"  {k}: {v:.4g}" if isinstance(v, float) else f"  {k}: {v}")
+    if (out / 'report.md').is_file(): print(f"  report: {out / 'report.md'}")
     return 0

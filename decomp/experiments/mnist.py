@@ -4,32 +4,31 @@
 
 # %% ../../nbs/50_mnist.ipynb #6d1f1e03
 from __future__ import annotations
-import dataclasses, html, json, math, os, re, time
+import dataclasses, math, time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from ..core import Config, get_device, output_dir, save_checkpoint, set_seed
+from ..core import Config, get_device, save_checkpoint, set_seed
 from ..data import load_mnist, tensor_loader
 from ..models import MLP, load_or_train_mnist_mlp
 from ..spd.metrics import DecompositionEval, collect_ci, evaluate_decomposition, mean_score_by_label
 from ..spd.model import ComponentModel
 from ..spd.train import SPDConfig, make_component_model, spd_loss_terms, train_spd
 from ..train import History, make_schedule, train_loop
+from ..plots import new_figure, save_figure
+from ..report import Report, finish_experiment, start_experiment
 from ..causal import CausalConfig, CausalResult, analyze_causal, write_causal_figures
 
 # %% auto #0
 __all__ = ['EXPERIMENT', 'default_spd_config', 'default_causal_config', 'MNISTConfig', 'train_predecomposed', 'top_components',
            'plot_component_directions', 'plot_directions_side_by_side', 'digit_order', 'plot_ci_by_digit',
-           'digit_coverage', 'plot_training_curves', 'Report', 'MNISTResult', 'run_mnist', 'plot_comparison',
-           'write_report']
+           'digit_coverage', 'plot_training_curves', 'MNISTResult', 'run_mnist', 'plot_comparison', 'mnist_report']
 
 # %% ../../nbs/50_mnist.ipynb #16c01993
 def default_spd_config() -> SPDConfig:
@@ -179,9 +178,9 @@ def plot_component_directions(V: Tensor,  # (784, C) the V matrix of fc1
     bad = [c for c in idx if not 0 <= c < V.shape[1]]
     if bad: raise ValueError(f"component ids {bad} are out of range for C={V.shape[1]}")
     ncols = min(ncols, len(idx))
-    fig = plt.figure(figsize=(1.35 * ncols + 1.2, 1.5 * math.ceil(len(idx) / ncols) + 0.7))
+    fig = new_figure(layout=None, figsize=(1.35 * ncols + 1.2, 1.5 * math.ceil(len(idx) / ncols) + 0.7))
     _draw_directions(fig, V, idx, scores, title, ncols)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_directions_side_by_side(panels: Mapping[str, tuple[Tensor, Sequence[int], Tensor | None]],  # {title: (V, idx, scores)}
@@ -191,18 +190,11 @@ def plot_directions_side_by_side(panels: Mapping[str, tuple[Tensor, Sequence[int
     "Several direction grids stacked (e.g. post-hoc vs pre-decomposed), one sub-figure each."
     k = max(len(v[1]) for v in panels.values())
     ncols = min(ncols, k); rows = [math.ceil(len(v[1]) / ncols) for v in panels.values()]
-    fig = plt.figure(figsize=(1.35 * ncols + 1.2, sum(1.5 * r + 0.7 for r in rows)))
+    fig = new_figure(layout=None, figsize=(1.35 * ncols + 1.2, sum(1.5 * r + 0.7 for r in rows)))
     subs = np.atleast_1d(fig.subfigures(len(panels), 1, height_ratios=[1.5 * r + 0.7 for r in rows]))
     for sub, (title, (V, idx, scores)) in zip(subs, panels.items()): _draw_directions(sub, V, list(idx), scores, title, ncols)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
-
-def _save(fig: Figure, path) -> Figure:
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110, bbox_inches='tight')
-    plt.close(fig)
-    return fig
 
 # %% ../../nbs/50_mnist.ipynb #2c32d151
 def digit_order(table: Tensor,  # (10, C) mean CI per digit
@@ -225,7 +217,7 @@ def plot_ci_by_digit(table: Tensor,  # (10, C) raw mean CI of each component per
     if table.dim() != 2 or table.shape[0] != 10: raise ValueError(f"table has shape {tuple(table.shape)}; expected (10, C)")
     if not comps: raise ValueError(f"no component to show for {layer}: components is empty (are any alive?)")
     t = table[:, comps].detach().float().cpu()
-    fig, ax = plt.subplots(figsize=(min(0.22 * len(comps) + 2.8, 22), 3.6))
+    fig = new_figure((min(0.22 * len(comps) + 2.8, 22), 3.6), layout=None); ax = fig.subplots()
     im = ax.imshow(t.numpy(), aspect='auto', cmap='viridis', vmin=0.0, vmax=1.0, interpolation='nearest')
     step = max(1, len(comps) // 60)
     ax.set_xticks(range(0, len(comps), step), [str(c) for c in comps[::step]], rotation=90, fontsize=6 if len(comps) > 30 else 8)
@@ -234,7 +226,7 @@ def plot_ci_by_digit(table: Tensor,  # (10, C) raw mean CI of each component per
            title=f'{layer}: mean causal importance per digit class (raw)')
     fig.colorbar(im, ax=ax, label='mean CI (raw, not normalised)')
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def digit_coverage(table: Tensor,  # (10, C) mean CI per digit
@@ -267,7 +259,7 @@ def plot_training_curves(history: History,  # what train_loop / train_spd return
     groups: dict[str, list[str]] = {}
     for k in keys: groups.setdefault(k.rsplit('/', 1)[0] if k.count('/') >= 2 else k, []).append(k)
     n = len(groups); ncols = min(4, n); nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 2.7 * nrows), squeeze=False)
+    fig = new_figure((3.6 * ncols, 2.7 * nrows), layout=None); axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in axes.flat[n:]: ax.set_axis_off()
     for ax, (g, ks) in zip(axes.flat, groups.items()):
         positive = True
@@ -280,111 +272,7 @@ def plot_training_curves(history: History,  # what train_loop / train_spd return
         if len(ks) > 1: ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.suptitle(title); fig.tight_layout()
-    return _save(fig, path)
-
-# %% ../../nbs/50_mnist.ipynb #e6846e39
-def _fmt(v) -> str:
-    "A table cell: floats with 4 significant digits, the rest as text."
-    if isinstance(v, bool): return 'yes' if v else 'no'
-    if isinstance(v, float): return f'{v:.4g}'
-    return str(v)
-
-
-_INLINE = [(re.compile(r'`([^`]+)`'), r'<code>\1</code>'),
-           (re.compile(r'\*\*([^*]+)\*\*'), r'<strong>\1</strong>'),
-           (re.compile(r'\[([^\]]+)\]\(([^)\s]+)\)'), r'<a href="\2">\1</a>')]
-
-
-def _inline_html(text: str) -> str:
-    "Escape `text` for HTML, then render its inline Markdown (`code`, **bold**, [links](url))."
-    out = html.escape(str(text), quote=False)
-    for pat, rep in _INLINE: out = pat.sub(rep, out)
-    return out
-
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45;color:#222}}
-table{{border-collapse:collapse;margin:1em 0}}th,td{{border:1px solid #ccc;padding:.25em .6em;text-align:right}}
-th{{background:#f3f3f3}}td:first-child,th:first-child{{text-align:left}}img{{max-width:100%;border:1px solid #eee}}
-figure{{margin:1.2em 0}}figcaption{{color:#555;font-size:.9em}}code{{background:#f5f5f5;padding:0 .2em}}
-pre{{background:#f5f5f5;padding:.8em;overflow-x:auto}}</style></head>
-<body>
-{body}
-</body></html>
-"""
-
-
-class Report:
-    "A small document of headings, paragraphs, lists, tables, figures and code, rendered to Markdown and standalone HTML."
-    def __init__(self, title: str):
-        self.title, self.blocks = title, []
-
-    def heading(self, text: str, level: int = 2) -> Report:
-        if level not in (2, 3, 4): raise ValueError(f"level={level}: use 2, 3 or 4 (1 is the title)")
-        self.blocks.append(('heading', text, level)); return self
-
-    def text(self, text: str) -> Report: self.blocks.append(('text', text)); return self
-
-    def bullets(self, items: Sequence[str]) -> Report: self.blocks.append(('bullets', [str(i) for i in items])); return self
-
-    def table(self, header: Sequence[str], rows: Sequence[Sequence]) -> Report:
-        rows = [[_fmt(c) for c in r] for r in rows]
-        for r in rows:
-            if len(r) != len(header): raise ValueError(f"table row {r} has {len(r)} cells but the header has {len(header)}")
-        self.blocks.append(('table', [str(h) for h in header], rows)); return self
-
-    def figure(self, path: str | Path, caption: str) -> Report: self.blocks.append(('figure', Path(path), caption)); return self
-
-    def code(self, text: str, lang: str = '') -> Report: self.blocks.append(('code', text, lang)); return self
-
-    @staticmethod
-    def _rel(path: Path, root: Path) -> str: return Path(os.path.relpath(Path(path).resolve(), Path(root).resolve())).as_posix()
-
-    def to_markdown(self, root: str | Path = '.') -> str:
-        "Markdown text; figure links relative to `root` (the folder the file goes in)."
-        out = [f'# {self.title}', '']
-        for kind, *b in self.blocks:
-            if kind == 'heading': out += ['#' * b[1] + ' ' + b[0], '']
-            elif kind == 'text': out += [b[0], '']
-            elif kind == 'bullets': out += [f'- {x}' for x in b[0]] + ['']
-            elif kind == 'table':
-                out += ['| ' + ' | '.join(b[0]) + ' |', '|' + '---|' * len(b[0])]
-                out += ['| ' + ' | '.join(c.replace('|', '\\|') for c in r) + ' |' for r in b[1]] + ['']
-            elif kind == 'figure':
-                rel = self._rel(b[0], root)
-                out += [f'[![{b[1]}]({rel})]({rel})', '', f'*{b[1]}*', '']
-            elif kind == 'code': out += [f'```{b[1]}', b[0].rstrip('\n'), '```', '']
-        return '\n'.join(out)
-
-    def to_html(self, root: str | Path = '.') -> str:
-        "A standalone HTML page; figure links relative to `root`."
-        body = [f'<h1>{_inline_html(self.title)}</h1>']
-        for kind, *b in self.blocks:
-            if kind == 'heading': body.append(f'<h{b[1]}>{_inline_html(b[0])}</h{b[1]}>')
-            elif kind == 'text': body.append(f'<p>{_inline_html(b[0])}</p>')
-            elif kind == 'bullets': body.append('<ul>' + ''.join(f'<li>{_inline_html(x)}</li>' for x in b[0]) + '</ul>')
-            elif kind == 'table':
-                head = ''.join(f'<th>{_inline_html(h)}</th>' for h in b[0])
-                rows = ''.join('<tr>' + ''.join(f'<td>{_inline_html(c)}</td>' for c in r) + '</tr>' for r in b[1])
-                body.append(f'<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>')
-            elif kind == 'figure':
-                rel = html.escape(self._rel(b[0], root))
-                body.append(f'<figure><a href="{rel}"><img src="{rel}" alt="{html.escape(b[1])}"></a>'
-                            f'<figcaption>{_inline_html(b[1])}</figcaption></figure>')
-            elif kind == 'code': body.append(f'<pre><code>{html.escape(b[0])}</code></pre>')
-        return _PAGE.format(title=html.escape(self.title), body='\n'.join(body))
-
-    def save(self, folder: str | Path, stem: str = 'report') -> tuple[Path, Path]:
-        "Write `<stem>.md` and `<stem>.html` into `folder`; returns both paths."
-        folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-        md, page = folder / f'{stem}.md', folder / f'{stem}.html'
-        md.write_text(self.to_markdown(folder)); page.write_text(self.to_html(folder))
-        return md, page
-
-    def figures(self) -> list[Path]:
-        "Paths of every figure in the report."
-        return [b[1] for b in self.blocks if b[0] == 'figure']
+    return save_figure(fig, path)
 
 # %% ../../nbs/50_mnist.ipynb #db7301bf
 @dataclasses.dataclass
@@ -430,7 +318,7 @@ class MNISTResult:
         return out
 
     def summary(self) -> dict[str, Any]:
-        "The headline numbers (what `decomp mnist` prints)."
+        "The headline numbers: a few entries of `metrics()`, the wall time and the report's path."
         m = self.metrics()
         keys = ['target_accuracy', 'ci_masked_accuracy', 'fc1/alive', 'fc2/alive', 'fc1/ci_l0', 'fc2/ci_l0', 'faithfulness_loss']
         return {**{k: m[k] for k in keys}, 'wall_time_s': round(self.wall_time, 1), 'report': self.report}
@@ -476,10 +364,7 @@ def run_mnist(config: MNISTConfig | None = None,  # settings (default MNISTConfi
               progress: bool = True,  # progress bars
              ) -> MNISTResult:
     "Run the whole MNIST experiment (target, post-hoc SPD, pre-decomposed run, causal analysis) and write the report."
-    cfg = MNISTConfig() if config is None else config
-    if not isinstance(cfg, MNISTConfig): raise TypeError(f"config must be an MNISTConfig, got {type(cfg).__name__}")
-    out = Path(out) if out is not None else output_dir('mnist')
-    out.mkdir(parents=True, exist_ok=True)
+    cfg, out = start_experiment(config, MNISTConfig, out, 'mnist')
     threads = torch.get_num_threads()
     if cfg.threads is not None: torch.set_num_threads(cfg.threads)
     try: return _run(cfg, out, progress)
@@ -490,7 +375,6 @@ def _run(cfg: MNISTConfig, out: Path, progress: bool) -> MNISTResult:
     t_start, timings = time.time(), {}
     def lap(name, t0): timings[name] = time.time() - t0
     dev = get_device(cfg.device)
-    cfg.to_yaml(out / 'config.yaml')
     figs_dir, figures = out / 'figures', {}
     for old in (figs_dir / 'directions').glob('fc1_step_*.png'): old.unlink()  # snapshots of an earlier run in this folder
 
@@ -555,8 +439,7 @@ def _run(cfg: MNISTConfig, out: Path, progress: bool) -> MNISTResult:
 
     res = MNISTResult(cfg, out, target_acc, ev, hist, coverage, pev, phist, cres, figures, out / 'report.md',
                       out / 'report.html', time.time() - t_start, timings)
-    (out / 'metrics.json').write_text(json.dumps({**res.metrics(), 'wall_time_s': res.wall_time, 'timings_s': timings}, indent=1))
-    write_report(res)
+    finish_experiment(res, mnist_report(res), out, wall_time_s=res.wall_time, timings_s=timings)
     return res
 
 # %% ../../nbs/50_mnist.ipynb #b5a2ce26
@@ -566,7 +449,7 @@ def plot_comparison(evals: Mapping[str, DecompositionEval],  # {method name: eva
     "Grouped bars per layer: alive components and CI L0 of each method."
     names = list(evals)
     layers = evals[names[0]].layers
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig = new_figure((9, 3.4), layout=None); axes = fig.subplots(1, 2)
     w = 0.8 / len(names)
     for j, (title, key) in enumerate((('alive components', 'alive'), ('CI L0 (active components per image)', 'l0_sample'))):
         ax = axes[j]
@@ -578,7 +461,7 @@ def plot_comparison(evals: Mapping[str, DecompositionEval],  # {method name: eva
         ax.set(title=title, xlabel='layer', ylabel=title.split(' (')[0])
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 # %% ../../nbs/50_mnist.ipynb #cb348306
 _GENERIC_CAPTIONS = {
@@ -590,8 +473,8 @@ _GENERIC_CAPTIONS = {
     'stochastic_accuracy': 'Accuracy with each layer (and all layers) stochastically masked.'}
 
 
-def write_report(res: MNISTResult) -> tuple[Path, Path]:
-    "Write `report.md` and `report.html` for a finished run into `res.out`."
+def mnist_report(res: MNISTResult) -> Report:
+    "The report of a finished run: headline numbers, per-layer table, every figure with its caption, the config."
     cfg, ev, m, f = res.config, res.posthoc, res.metrics(), res.figures
     r = Report('MNIST MLP decomposition')
     r.text(f"`decomp mnist`: a {784}-{cfg.hidden}-10 ReLU MLP decomposed with SPD (`fc1`: C = {ev.rows()[0]['C']}, "
@@ -682,12 +565,8 @@ def write_report(res: MNISTResult) -> tuple[Path, Path]:
     r.heading('Configuration')
     r.code(cfg.to_yaml(), 'yaml')
     r.text('Every number above is also in `metrics.json`; the trained decomposition is in `spd_model/`.')
-    return r.save(res.out)
+    return r
 
 # %% ../../nbs/50_mnist.ipynb #2fd752f7
-def _run_for_cli(config: MNISTConfig, out: Path, progress: bool = True) -> dict[str, Any]:
-    return run_mnist(config, out, progress).summary()
-
-
-EXPERIMENT = dict(config=MNISTConfig, run=_run_for_cli,
+EXPERIMENT = dict(config=MNISTConfig, run=run_mnist,
                   help='decompose an MNIST MLP with SPD (post hoc and pre-decomposed), analyse fc1 -> fc2 causally, write a report')
