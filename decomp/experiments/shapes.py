@@ -14,7 +14,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from ..core import Config, check_positive_int, get_device, load_checkpoint, output_dir, save_checkpoint, set_seed
+from ..core import Config, check_positive_int, get_device, load_checkpoint, save_checkpoint, set_seed
 from ..data import ShapesColours
 from ..models import ShapesCNN, load_or_train_shapes_cnn
 from ..sae.base import SAEConfig, collect_activations, evaluate_sae, train_sae
@@ -22,6 +22,7 @@ from ..sae.variants import TopKSAE
 from ..spd.metrics import DecompositionEval, evaluate_decomposition, finish_figure, mean_score_by_label
 from ..spd.train import SPDConfig, make_component_model, train_spd
 from ..train import History
+from ..report import Report, finish_experiment, start_experiment
 
 # %% auto #0
 __all__ = ['ATTRIBUTES', 'LABELS', 'SHAPES_VALUES', 'LAYERS', 'EXPERIMENT', 'attribute_table', 'attribute_selectivity',
@@ -296,10 +297,8 @@ class ShapesConfig(Config):
     sae_lr: float = 1e-3
     # bookkeeping
     device: str = 'auto'
-    output: str = 'shapes'  # figures and report under output_dir(output)
-    figures: bool = True
-    cache: bool = True  # save the trained SPD/SAE under output_dir(output, 'runs') and reuse them when the config matches
-    progress: bool = True
+    figures: bool = True  # draw the figures (the report is always written)
+    cache: bool = True  # save the trained SPD/SAE under <out>/runs/ and reuse them when the config matches
 
     def __post_init__(self):
         if self.mode not in ('all', 'fc'): raise ValueError(f"mode={self.mode!r}: use 'all' (conv + fc layers) or 'fc' (fc1, fc2 only)")
@@ -320,28 +319,29 @@ class ShapesConfig(Config):
     def fast(cls, **overrides) -> 'ShapesConfig':
         "A configuration that runs in well under a minute on 2 CPU cores (a smoke test, not a result)."
         return cls(**{**dict(C={'conv1': 16, 'conv2': 32, 'conv3': 32, 'fc1': 64, 'fc2': 16}, n_spd=1000, steps=40,
-                             spd_batch_size=32, spd_lr=5e-4, spd_warmup_steps=10, n_eval=540, sae_steps=300, cache=False, progress=False), **overrides})
+                             spd_batch_size=32, spd_lr=5e-4, spd_warmup_steps=10, n_eval=540, sae_steps=300, cache=False), **overrides})
 
     def run_name(self) -> str:
         "Folder name of this run's cache: mode, seed and a hash of every setting that changes the trained models."
         import hashlib
         keep = {k: v for k, v in self.to_dict().items()
-                if k not in ('n_eval', 'threshold', 'hi', 'lo', 'min_active', 'measure', 'device', 'output', 'figures', 'cache', 'progress')}
+                if k not in ('n_eval', 'threshold', 'hi', 'lo', 'min_active', 'measure', 'device', 'figures', 'cache')}
         return f"{self.mode}_seed{self.seed}_{hashlib.sha1(repr(sorted(keep.items())).encode()).hexdigest()[:10]}"
 
-    def spd_config(self) -> SPDConfig:
+    def spd_config(self, progress: bool = True) -> SPDConfig:
         "The `SPDConfig` of this run."
         return SPDConfig.from_dict(dict(target_modules={n: self.C[n] for n in self.layers}, C=None, steps=self.steps,
                                         batch_size=self.spd_batch_size, lr=self.spd_lr, init='svd', distance='kl',
                                         importance_minimality_coeff=self.importance_minimality_coeff, ci_threshold=self.threshold,
                                         faithfulness_coeff=self.faithfulness_coeff, lr_warmup_steps=self.spd_warmup_steps,
-                                        seed=self.seed, device=self.device, progress=self.progress, **self.spd_overrides))
+                                        seed=self.seed, device=self.device, progress=progress, **self.spd_overrides))
 
 # %% ../../nbs/51_shapes.ipynb #75277401
 @dataclasses.dataclass
 class ShapesResult:
     "What `run_shapes` measured: accuracies, the decomposition's evaluation, the atomicity analyses (SPD layers and SAE), figure paths."
     config: ShapesConfig
+    out: Path  # output folder (report, figures, cache)
     target_accuracy: dict[str, float]  # per head, on the target's own test set
     ones_accuracy: dict[str, float]  # per head on the eval images, every decomposed layer with all masks = 1
     target_eval_accuracy: dict[str, float]  # per head on the eval images, the target
@@ -366,24 +366,42 @@ class ShapesResult:
                          + ' | '.join(str(ap[v]) for v in values) + ' |')
         return '\n'.join(lines)
 
-    def to_markdown(self) -> str:
-        "The run's report: accuracies, the per-layer decomposition table, the atomic/compositional counts."
-        fmt = lambda d: ', '.join(f'{k} {v:.3f}' for k, v in d.items())
-        lines = [f"target test accuracy: {fmt(self.target_accuracy)}",
-                 f"eval images ({self.config.n_eval}): target {fmt(self.target_eval_accuracy)}; all masks = 1 {fmt(self.ones_accuracy)}",
-                 '', self.evaluation.to_markdown(), '', 'atomic vs compositional (counts of classified components; atomic per value):',
-                 '', self.counts_table()]
-        if self.sae_metrics: lines += ['', 'SAE on fc1 input: ' + ', '.join(f'{k} {v:.3f}' for k, v in self.sae_metrics.items())]
-        return '\n'.join(lines)
-
-    def summary(self) -> dict[str, float]:
-        "Flat numbers (accuracies, CI L0, counts) for logs and JSON."
+    def metrics(self) -> dict[str, float]:
+        "Flat numbers (accuracies, CI L0, counts), what `metrics.json` holds."
         out = {f'target_accuracy/{k}': v for k, v in self.target_accuracy.items()}
         out.update({f'ones_accuracy/{k}': v for k, v in self.ones_accuracy.items()})
         out.update(self.evaluation.summary())
         for name, an in self.analyses.items(): out.update({f'{name}/{k}': float(v) for k, v in an.counts().items()})
         out.update({f'sae/{k}': v for k, v in (self.sae_metrics or {}).items()})
         return out
+
+    def report(self) -> Report:
+        "The run's report: accuracies per head, the per-layer decomposition table, the atomic/compositional counts, the figures."
+        c, ev, a = self.config, self.evaluation, self.evaluation.accuracy
+        r = Report(f'Shapes/Colours CNN decomposition (mode {c.mode!r})')
+        r.text(f"`decomp shapes`: SPD of {', '.join(f'`{n}` (C = {c.C[n]})' for n in c.layers)}, {c.steps} steps, seed {c.seed}; "
+               f"{c.n_eval} held-out images, CI threshold {c.threshold:g}.")
+        r.heading('Accuracy per head')
+        r.table(['head', 'target (its test set)', 'target (eval images)', 'every layer decomposed, masks = 1'],
+                [[h, self.target_accuracy[h], self.target_eval_accuracy[h], self.ones_accuracy[h]] for h in self.ones_accuracy])
+        r.text(f"Mean over heads: target {a['target']:.3f}, all masks = 1 {a['ones']:.3f}, CI as masks {a['ci']:.3f}, "
+               f"all layers stochastically masked {a['stochastic']:.3f}.")
+        r.heading('Decomposition per layer')
+        r.table(['layer', 'kind', 'C', 'alive', 'CI L0 / location', 'CI L0 / sample', 'accuracy, this layer stochastic', 'relative weight error'],
+                [[q['layer'], q['kind'], q['C'], q['alive'], q['l0_location'], q['l0_sample'], q['stochastic_accuracy'], q['weight_error']]
+                 for q in ev.rows()])
+        r.heading('Atomic vs compositional')
+        values = [v for vals in SHAPES_VALUES for v in vals]
+        r.text('Classified components per label, then the atomic components of each attribute value.')
+        r.table(['decomposition', *LABELS, 'rare', *values],
+                [[n, *(an.counts()[k] for k in (*LABELS, 'rare')), *(an.atomic_per_value()[v] for v in values)] for n, an in self.analyses.items()])
+        if self.sae_metrics: r.text('TopK SAE on the input of `fc1`: ' + ', '.join(f'{k} {v:.3f}' for k, v in self.sae_metrics.items()) + '.')
+        if self.figures:
+            r.heading('Figures')
+            for name, path in self.figures.items(): r.figure(path, name.replace('_', ' '))
+        r.heading('Configuration')
+        r.code(c.to_yaml(), 'yaml')
+        return r
 
 
 def plot_label_counts(analyses: Mapping[str, AtomicityAnalysis],  # {name: analysis}
@@ -406,27 +424,28 @@ def plot_label_counts(analyses: Mapping[str, AtomicityAnalysis],  # {name: analy
 
 
 def run_shapes(config: ShapesConfig | None = None,  # the run's settings (default ShapesConfig())
+               out: str | Path | None = None,  # output folder (default output/shapes)
+               progress: bool = True,  # progress bars
               ) -> ShapesResult:
-    "Train/load the ShapesCNN, decompose it with SPD, evaluate it, classify components atomic/compositional, compare an SAE; save figures."
-    config = ShapesConfig() if config is None else config
-    if not isinstance(config, ShapesConfig): raise TypeError(f"config must be a ShapesConfig, got {type(config).__name__}")
+    "Train/load the ShapesCNN, decompose it with SPD, evaluate it, classify components atomic/compositional, compare an SAE; write the report."
+    config, out = start_experiment(config, ShapesConfig, out, 'shapes')
     dev = get_device(config.device)
     set_seed(config.seed)
     target, target_acc = load_or_train_shapes_cnn(config.seed, n_train=config.cnn_n_train, epochs=config.cnn_epochs,
-                                                  device=dev, progress=config.progress)
+                                                  device=dev, progress=progress)
     target = target.to(dev).eval()
     train = ShapesColours(config.n_spd, seed=config.seed)
     test = ShapesColours(config.n_eval, seed=config.seed + 10_000)
-    cache = output_dir(config.output, 'runs', config.run_name(), create=False)
+    cache = out / 'runs' / config.run_name()
     state = load_checkpoint(cache)[0] if config.cache and (cache / 'state.yaml').is_file() else None
-    spd_cfg = config.spd_config()
+    spd_cfg = config.spd_config(progress)
     if state is None: cm, history = train_spd(target, train.images, spd_cfg)
     else:
         cm = make_component_model(target, spd_cfg, init='random')  # the cached state replaces the init
         cm.load_spd_state_dict({k: v.to(dev) for k, v in state['spd'].items()})
         history = History.from_dict(state['history'])
     ev = evaluate_decomposition(cm, test.images, test.labels, threshold=config.threshold, accuracy_fn=head_accuracy,
-                                seed=config.seed, progress=config.progress)
+                                seed=config.seed, progress=progress)
     ones = head_accuracies(cm, test.images, test.labels, ones=True)
     tgt = head_accuracies(cm, test.images, test.labels, ones=False)
     scores = ev.stats.scores()
@@ -440,7 +459,7 @@ def run_shapes(config: ShapesConfig | None = None,  # the run's settings (defaul
         if state is not None and state.get('sae'): sae.load_state_dict({k: v.to(dev) for k, v in state['sae'].items()}); sae.eval()
         else:
             sae, _ = train_sae(sae, acts, SAEConfig(n_steps=config.sae_steps, batch_size=config.sae_batch_size, lr=config.sae_lr,
-                                                    seed=config.seed, device=str(dev), progress=config.progress))
+                                                    seed=config.seed, device=str(dev), progress=progress))
         sae_metrics = evaluate_sae(sae, acts_test)
         with torch.no_grad(): codes = sae.encode(acts_test.to(sae.device)).cpu()
         analyses['sae'] = analyse_components(codes, test.labels, name='sae', threshold=0.0, **kw)
@@ -449,24 +468,17 @@ def run_shapes(config: ShapesConfig | None = None,  # the run's settings (defaul
                                 'sae': sae.state_dict() if sae is not None else None}, config)
     figures: dict[str, Path] = {}
     if config.figures:
-        folder = output_dir(config.output)
-        figures.update(ev.plot_all(folder / f'spd_{config.mode}', image=test.images[0]))
+        figures.update(ev.plot_all(out / 'spd', image=test.images[0]))
         for n, an in analyses.items():
-            figures[f'atomicity_{n}'] = folder / f'atomicity_{config.mode}_{n}.png'
+            figures[f'atomicity_{n}'] = out / f'atomicity_{n}.png'
             an.plot(path=figures[f'atomicity_{n}'])
-        figures['label_counts'] = folder / f'label_counts_{config.mode}.png'
+        figures['label_counts'] = out / 'label_counts.png'
         plot_label_counts(analyses, path=figures['label_counts'])
-    result = ShapesResult(config, target_acc, ones, tgt, ev, analyses, sae_metrics, history, figures, test.images, test.labels, cm, sae)
-    if config.figures:
-        folder = output_dir(config.output)
-        (folder / f'report_{config.mode}.md').write_text(result.to_markdown() + '\n')
-        config.to_yaml(folder / f'config_{config.mode}.yaml')
+    result = ShapesResult(config, out, target_acc, ones, tgt, ev, analyses, sae_metrics, history, figures, test.images, test.labels, cm, sae)
+    finish_experiment(result, result.report(), out)
     return result
 
+
 # %% ../../nbs/51_shapes.ipynb #c58da373
-def _run_for_cli(config: ShapesConfig, out: Path, progress: bool = True) -> dict[str, float]:
-    return run_shapes(config.replace(output=str(Path(out).resolve()), progress=progress)).summary()
-
-
-EXPERIMENT = dict(config=ShapesConfig, run=_run_for_cli,
+EXPERIMENT = dict(config=ShapesConfig, run=run_shapes,
                   help='decompose the Shapes/Colours CNN with SPD, classify its components as atomic or compositional, compare a TopK SAE')
