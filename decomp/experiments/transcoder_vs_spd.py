@@ -4,7 +4,7 @@
 
 # %% ../../nbs/52_transcoder_vs_spd.ipynb #da23f5a6
 from __future__ import annotations
-import dataclasses, json, math, time
+import dataclasses, math, time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from ..core import Config, output_dir
+from ..core import Config
 from ..data import load_mnist
 from ..models import load_or_train_mnist_mlp
 from ..sae.base import SAEConfig, train_sae
@@ -23,6 +23,7 @@ from ..sae.transcoder import Transcoder, evaluate_transcoder, feature_activation
 from ..spd.metrics import collect_ci, finish_figure, mean_score_by_label
 from ..spd.model import ComponentModel
 from ..spd.train import SPDConfig, load_spd, train_spd
+from ..report import Report, finish_experiment, start_experiment
 
 # %% auto #0
 __all__ = ['EXPERIMENT', 'digit_selectivity', 'Matching', 'match_features', 'splitting_stats', 'spd_fidelity', 'spd_activations',
@@ -361,6 +362,31 @@ class ComparisonResult:
         return {'target_accuracy': self.target_accuracy, 'evals': self.evals, 'splitting': self.splitting,
                 'counts': {k: m.counts(th) for k, m in self.matching.items()}, 'timings_s': self.timings}
 
+    def report(self) -> Report:
+        "The run's report: fidelity of every model, match counts, splitting, the matching tables, the figures."
+        c, th = self.config, self.config.match_threshold
+        r = Report('Transcoder vs SPD on the MNIST MLP')
+        r.text(f"`decomp transcoder_vs_spd`: transcoders ({c.n_features} features) and SPD of `fc1` on a 784-{c.hidden}-10 MLP "
+               f"(target test accuracy **{self.target_accuracy:.4f}**), {c.steps} steps, seed {c.seed}; matches at |cosine| > {th:g}.")
+        r.heading('Fidelity on the test images')
+        keys = sorted({k for e in self.evals.values() for k in e})
+        r.table(['model', *keys], [[n, *(e.get(k, '') for k in keys)] for n, e in self.evals.items()])
+        r.heading('Matches')
+        counts = {k: m.counts(th) for k, m in self.matching.items()}
+        ck = list(next(iter(counts.values())))
+        r.table(['pair', *ck], [[k, *(v[q] for q in ck)] for k, v in counts.items()])
+        r.heading('Feature splitting')
+        sk = [k for k in next(iter(self.splitting.values())) if isinstance(next(iter(self.splitting.values()))[k], (int, float))]
+        r.table(['dictionary', *sk], [[n, *(s[k] for k in sk)] for n, s in self.splitting.items()])
+        for k, m in self.matching.items():
+            r.heading(f'Matching table {k}', 3)
+            r.code(m.table())
+        r.heading('Figures')
+        for name, path in self.figures.items(): r.figure(path, name.replace('_', ' '))
+        r.heading('Configuration')
+        r.code(c.to_yaml(), 'yaml')
+        return r
+
 
 def _transcoder_side(tc: Transcoder, codes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return tc.W_enc.detach().cpu(), tc.W_dec.detach().cpu().t(), codes
@@ -371,11 +397,7 @@ def run_transcoder_vs_spd(config: TranscoderVsSPDConfig | None = None,  # settin
                           progress: bool = False,  # progress bars
                          ) -> ComparisonResult:
     "Train transcoders and SPD on the MNIST MLP's fc1, match their features, measure splitting, write figures and numbers."
-    cfg = TranscoderVsSPDConfig() if config is None else config
-    if not isinstance(cfg, TranscoderVsSPDConfig): raise TypeError(f"config must be a TranscoderVsSPDConfig, got {type(cfg).__name__}")
-    out = Path(out) if out is not None else output_dir('transcoder_vs_spd')
-    out.mkdir(parents=True, exist_ok=True)
-    cfg.to_yaml(out / 'config.yaml')
+    cfg, out = start_experiment(config, TranscoderVsSPDConfig, out, 'transcoder_vs_spd')
     timings, t0 = {}, time.time()
     def lap(name):
         nonlocal t0
@@ -442,20 +464,9 @@ def run_transcoder_vs_spd(config: TranscoderVsSPDConfig | None = None,  # settin
     lap('figures')
 
     res = ComparisonResult(cfg, out, float(target_acc), models, evals, matching, splitting, figs, timings)
-    (out / 'metrics.json').write_text(json.dumps(res.metrics(), indent=1))
-    (out / 'matching_table.txt').write_text('\n\n'.join(f'{k}\n{m.table()}' for k, m in matching.items()))
+    finish_experiment(res, res.report(), out)
     return res
 
 
-def _run_for_cli(config: TranscoderVsSPDConfig, out: Path, progress: bool = True) -> dict[str, Any]:
-    res = run_transcoder_vs_spd(config, out, progress)
-    c = res.matching['spd_vs_batchtopk'].counts(config.match_threshold)
-    return {'target_accuracy': res.target_accuracy, 'batchtopk_fvu': res.evals['batchtopk']['fvu'],
-            'batchtopk_replaced_accuracy': res.evals['batchtopk']['replaced_accuracy'],
-            'spd_components_with_transcoder_counterpart (direction)': f"{c['a_read']}/{c['n_a']}",
-            'transcoder_features_with_spd_counterpart (direction)': f"{c['b_read']}/{c['n_b']}",
-            'report': out / 'matching_table.txt'}
-
-
-EXPERIMENT = dict(config=TranscoderVsSPDConfig, run=_run_for_cli,
+EXPERIMENT = dict(config=TranscoderVsSPDConfig, run=run_transcoder_vs_spd,
                   help='train transcoders and SPD on the MNIST MLP fc1 and match their features (transcoder vs SPD)')
