@@ -4,14 +4,14 @@
 
 # %% ../../nbs/20_sae.base.ipynb #8de155e8
 from __future__ import annotations
-import dataclasses, importlib, itertools, json
+import dataclasses, itertools, json
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator, Mapping, NamedTuple
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -21,8 +21,9 @@ from ..distributed import all_reduce_mean, dist_info, rank_slice, setup_distribu
 from ..train import History, make_schedule, train_loop
 
 # %% auto #0
-__all__ = ['fvu', 'SparseCodes', 'sparse_decode', 'gather_preacts', 'SAEOutput', 'PreActs', 'SAE', 'geometric_median',
-           'SAEConfig', 'evaluate_sae', 'save_sae', 'load_sae', 'train_sae', 'to_saelens', 'collect_activations']
+__all__ = ['SAE_ARCHITECTURES', 'fvu', 'SparseCodes', 'sparse_decode', 'gather_preacts', 'SAEOutput', 'PreActs', 'SAE',
+           'geometric_median', 'register_sae', 'sae_class', 'SAEConfig', 'evaluate_sae', 'save_sae', 'load_sae',
+           'train_sae', 'to_saelens', 'from_saelens', 'collect_activations']
 
 # %% ../../nbs/20_sae.base.ipynb #f94bf3e4
 def fvu(x: Tensor,  # (..., d) targets
@@ -138,6 +139,7 @@ class SAE(nn.Module):
     architecture: ClassVar[str] = 'standard'
     sparse_grad: ClassVar[bool] = False
     default_coeffs: ClassVar[dict] = {'recon': 1.0, 'l1': 0.1}
+    saelens_architecture: ClassVar[str | None] = 'standard'  # the SAELens layout it exports to (None: it has none)
 
     def __init__(self,
                  d_in: int,  # size of the encoder's input site
@@ -357,10 +359,18 @@ class SAE(nn.Module):
         elif method == 'mean': self.b_dec.copy_(y_n.mean(0))
         else: self.b_dec.copy_(geometric_median(y_n))
 
-    # ---- saving ----------------------------------------------------------------------------------------------
-    def saelens_spec(self) -> tuple[str, dict, dict[str, Tensor]]:
-        "`(architecture, extra cfg fields, extra tensors)` for `to_saelens` (variants override)."
-        return 'standard', {}, {}
+    # ---- the SAELens layout (to_saelens / from_saelens) ------------------------------------------------------
+    def saelens_spec(self) -> tuple[dict, dict[str, Tensor]]:
+        "`(extra cfg fields, extra tensors)` that `to_saelens` writes beside the shared ones (variants override)."
+        return {}, {}
+
+    @classmethod
+    def from_saelens_spec(cls, cfg: dict,  # the folder's cfg.json
+                          weights: dict[str, Tensor],  # its tensors
+                          **common,  # d_in, n_features, normalize_input, apply_b_dec_to_input, device
+                         ) -> 'SAE':
+        "A new SAE of this class for a SAELens folder, with the variant's own settings and tensors (`from_saelens` copies the shared ones)."
+        return cls(**common)
 
     def extra_repr(self) -> str:
         return ', '.join(f'{k}={v}' for k, v in self.init_kwargs.items() if k != 'seed')
@@ -380,6 +390,43 @@ def geometric_median(x: Tensor,  # (n, d) points
         m = new
         if done: break
     return m.float()
+
+# %% ../../nbs/20_sae.base.ipynb #dc587f52
+SAE_ARCHITECTURES: dict[str, type] = {}  # architecture name -> SAE class
+
+
+def register_sae(cls: type) -> type:
+    "Class decorator: enter the SAE class `cls` in `SAE_ARCHITECTURES` under its own `architecture` name; returns `cls`."
+    if not (isinstance(cls, type) and issubclass(cls, SAE)): raise TypeError(f"register_sae registers SAE subclasses, got {cls!r}")
+    name = cls.__dict__.get('architecture')
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{cls.__qualname__} has no `architecture` of its own; give the class an attribute architecture = 'a_new_name'")
+    old = SAE_ARCHITECTURES.get(name)
+    if old is not None and old.__qualname__ != cls.__qualname__:  # the same class defined again (a re-run cell) replaces itself
+        raise ValueError(f"architecture {name!r} is already registered to {old.__qualname__}; give {cls.__qualname__} another name")
+    SAE_ARCHITECTURES[name] = cls
+    return cls
+
+
+def sae_class(name: str,  # a registered architecture name, e.g. 'batchtopk'
+             ) -> type:
+    "The SAE class registered under `name`."
+    if name not in SAE_ARCHITECTURES:
+        raise ValueError(f"no SAE architecture {name!r}; registered: {sorted(SAE_ARCHITECTURES)} (the variants register when "
+                         "decomp.sae.variants is imported; a class of your own needs @register_sae)")
+    return SAE_ARCHITECTURES[name]
+
+
+def _architecture(sae: SAE) -> str:
+    "The registered architecture name of `sae`'s class (what checkpoints record)."
+    name = type(sae).__dict__.get('architecture')
+    if name is None or SAE_ARCHITECTURES.get(name) is not type(sae):
+        raise ValueError(f"{type(sae).__qualname__} is not in SAE_ARCHITECTURES; give it its own `architecture` name and "
+                         "decorate the class with @register_sae")
+    return name
+
+
+register_sae(SAE)
 
 # %% ../../nbs/20_sae.base.ipynb #b59ec589
 @dataclasses.dataclass
@@ -522,9 +569,6 @@ def evaluate_sae(sae: SAE,  # a trained SAE
     finally: sae.train(was)
 
 # %% ../../nbs/20_sae.base.ipynb #104fce24
-def _class_path(sae: SAE) -> str: return f'{type(sae).__module__}:{type(sae).__qualname__}'
-
-
 def save_sae(sae: SAE,  # the SAE to save
              path: str | Path,  # folder (created)
              config: SAEConfig | None = None,  # training config, saved as config.yaml
@@ -533,7 +577,7 @@ def save_sae(sae: SAE,  # the SAE to save
              step: int | None = None,  # number of completed steps
             ) -> Path:
     "Write `sae` (+ training state) to the checkpoint folder `path`; `load_sae` reads it back."
-    state = {'class': _class_path(sae), 'init': dict(sae.init_kwargs),
+    state = {'architecture': _architecture(sae), 'init': dict(sae.init_kwargs),
              'model': dict(sae.state_dict()), 'step': step,
              'history': history.to_dict() if history is not None else None,
              'optimizer': optimizer.state_dict() if optimizer is not None else None,
@@ -542,27 +586,13 @@ def save_sae(sae: SAE,  # the SAE to save
     return save_checkpoint(path, state, config)
 
 
-def _subclasses(c: type) -> list[type]:
-    return [c] + [s for d in c.__subclasses__() for s in _subclasses(d)]
-
-
-def _sae_class(path: str) -> type:
-    "The SAE class saved as 'module:QualName': imported, else found among the SAE subclasses defined in this session."
-    mod, _, name = path.partition(':')
-    try: return getattr(importlib.import_module(mod), name)
-    except (ImportError, AttributeError):
-        hits = [c for c in _subclasses(SAE) if c.__qualname__ == name]
-        if hits: return hits[-1]
-        raise ValueError(f"SAE class {path!r} of this checkpoint cannot be found; import the module that defines {name}") from None
-
-
 def load_sae(path: str | Path,  # folder written by `save_sae`
              map_location: str | torch.device = 'cpu',  # device of the loaded SAE
             ) -> tuple[SAE, SAEConfig | None, dict]:
     "`(sae, config, extras)` from a `save_sae` folder; extras: `history` (History or None), `step`, `optimizer` state."
     state, config = load_checkpoint(path, SAEConfig, map_location=map_location)
-    if 'class' not in state: raise ValueError(f"{str(path)!r} is a checkpoint but not an SAE checkpoint (no 'class' entry)")
-    cls = _sae_class(state['class'])
+    if 'architecture' not in state: raise ValueError(f"{str(path)!r} is a checkpoint but not an SAE checkpoint (no 'architecture' entry)")
+    cls = sae_class(state['architecture'])
     sae = cls(**state['init'], device=map_location)
     sae.load_state_dict(state['model'])
     hist = History.from_dict(state['history']) if state.get('history') is not None else None
@@ -598,9 +628,9 @@ def train_sae(sae: SAE,  # the SAE to train (in place)
     state, start = None, 0
     if resume is not None:
         state, _ = load_checkpoint(resume, map_location=device)
-        if state.get('class') != _class_path(sae) or state.get('optimizer') is None:
-            raise ValueError(f"resume={str(resume)!r} is not a training checkpoint of a {type(sae).__name__} (class "
-                             f"{state.get('class')!r}); pass a step_<n> folder written by train_sae for this SAE")
+        if state.get('architecture') != _architecture(sae) or state.get('optimizer') is None:
+            raise ValueError(f"resume={str(resume)!r} is not a training checkpoint of a {type(sae).__name__} (architecture "
+                             f"{state.get('architecture')!r}); pass a step_<n> folder written by train_sae for this SAE")
         sae.load_state_dict(state['model'])
         start = int(state['step'])
     batches = _batches(activations, config.batch_size, g, device, start)
@@ -671,8 +701,10 @@ def to_saelens(sae: SAE,  # a standard, TopK, BatchTopK or JumpReLU SAE
     if sae.d_out != sae.d_in or sae.d_enc != sae.d_in:
         raise ValueError(f"to_saelens exports autoencoders (d_in == d_out); this {type(sae).__name__} maps "
                          f"{sae.d_enc} -> {sae.d_out}")
-    arch, extra_cfg, extra_tensors = sae.saelens_spec()
-    meta = {'hook_name': hook_name, 'model_name': model_name, 'decomp_architecture': sae.architecture}
+    arch = type(sae).saelens_architecture
+    if arch is None: raise ValueError(f"{type(sae).__name__} has no SAELens architecture; save it with save_sae instead")
+    extra_cfg, extra_tensors = sae.saelens_spec()
+    meta = {'hook_name': hook_name, 'model_name': model_name, 'decomp_architecture': _architecture(sae)}
     cfg = {'architecture': arch, 'd_in': sae.d_in, 'd_sae': sae.n_features, 'dtype': 'float32', 'device': 'cpu',
            'apply_b_dec_to_input': sae.apply_b_dec_to_input,
            'normalize_activations': 'layer_norm' if sae.normalize_input else 'none', 'reshape_activations': 'none',
@@ -682,6 +714,33 @@ def to_saelens(sae: SAE,  # a standard, TopK, BatchTopK or JumpReLU SAE
     save_file({k: v.detach().float().cpu().contiguous() for k, v in tensors.items()}, str(path / 'sae_weights.safetensors'))
     (path / 'cfg.json').write_text(json.dumps(cfg, indent=2))
     return path
+
+def from_saelens(path: str | Path,  # folder with cfg.json and sae_weights.safetensors
+                 device: str | torch.device | None = 'cpu',  # device of the SAE
+                ) -> SAE:
+    "A decomp SAE with the weights of a SAELens-layout folder: the registered class it was exported from, else the one named by SAELens' `architecture`."
+    path = Path(path)
+    for f in ('cfg.json', 'sae_weights.safetensors'):
+        if not (path / f).is_file(): raise FileNotFoundError(f"{str(path / f)!r} is missing; pass a folder written by to_saelens or SAELens")
+    cfg = json.loads((path / 'cfg.json').read_text())
+    w = load_file(str(path / 'sae_weights.safetensors'))
+    norm = cfg.get('normalize_activations', 'none')
+    if norm not in ('none', 'layer_norm'):
+        raise ValueError(f"normalize_activations={norm!r} is not supported; decomp reads 'none' and 'layer_norm'")
+    common = dict(d_in=int(cfg['d_in']), n_features=int(cfg['d_sae']), normalize_input=norm == 'layer_norm',
+                  apply_b_dec_to_input=bool(cfg.get('apply_b_dec_to_input', True)), device=device)
+    arch = cfg.get('architecture', 'standard')
+    meta = cfg.get('metadata') or cfg.get('meta') or {}
+    name = meta.get('decomp_architecture') or arch
+    cls = SAE_ARCHITECTURES.get(name)
+    if cls is None or cls.saelens_architecture != arch:
+        readable = sorted({c.saelens_architecture for c in SAE_ARCHITECTURES.values() if c.saelens_architecture})
+        raise ValueError(f"SAELens architecture {arch!r} (decomp architecture {name!r}) is not supported; decomp reads {readable}")
+    sae = cls.from_saelens_spec(cfg, w, **common)
+    with torch.no_grad():
+        for t in ('W_enc', 'b_enc', 'W_dec', 'b_dec'):
+            getattr(sae, t).copy_(w[t].to(sae.device))
+    return sae.eval()
 
 # %% ../../nbs/20_sae.base.ipynb #59e86f69
 def _site_spec(module_names, where: str) -> list[tuple[str, str, str]]:

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from ..core import check_positive_int, find_modules
-from .base import SAE, PreActs, collect_activations, evaluate_sae
+from .base import SAE, PreActs, collect_activations, evaluate_sae, register_sae
 from .variants import BatchTopKSAE, StochasticSAE, TopKSAE
 from ..spd.importance import make_ci_fn
 from ..spd.metrics import finish_figure, mean_score_by_label
@@ -33,9 +33,11 @@ _DEFAULT_COEFFS = {'batchtopk': {'recon': 1.0, 'auxk': 1 / 32}, 'topk': {'recon'
                    'stochastic': {'recon': 1.0, 'recon_ci': 1.0, 'imp_min': 3.0}}
 
 
+@register_sae
 class Transcoder(SAE):
     "Sparse dictionary from an input site (`d_input`) to an output site (`d_output`) with BatchTopK, TopK, ReLU+L1 or stochastic codes."
     architecture: ClassVar[str] = 'transcoder'
+    saelens_architecture: ClassVar[str | None] = None  # it maps one site to another
 
     def __init__(self,
                  d_input: int,  # width of the input site (e.g. 784 pixels)
@@ -92,9 +94,6 @@ class Transcoder(SAE):
         "(..., n_features) causal importances in [0, 1] of a 'stochastic' transcoder's features."
         if self.activation != 'stochastic': raise ValueError(f"causal_importance needs activation='stochastic', this one is {self.activation!r}")
         return StochasticSAE.causal_importance(self, x)
-
-    def saelens_spec(self):
-        raise ValueError("a Transcoder has no SAELens layout (it maps one site to another); save it with save_sae instead")
 
     def extra_repr(self) -> str:
         keep = ('d_input', 'd_output', 'n_features', 'activation', 'k', 'normalize_input')

@@ -4,23 +4,22 @@
 
 # %% ../../nbs/21_sae.variants.ipynb #7269bb4f
 from __future__ import annotations
-import json, math
+import math
 from pathlib import Path
 from typing import ClassVar, Mapping
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from ..core import check_positive_int
 from ..data import mmcs
-from .base import SAE, SAEConfig, PreActs, SparseCodes, evaluate_sae, train_sae
+from .base import SAE, SAEConfig, PreActs, SparseCodes, evaluate_sae, register_sae, train_sae
 from ..spd.importance import lower_leaky_hard_sigmoid, make_ci_fn, sample_masks, upper_leaky_hard_sigmoid
 
 # %% auto #0
 __all__ = ['topk_select', 'batchtopk_select', 'TopKSAE', 'BatchTopKSAE', 'jumprelu', 'step_l0', 'JumpReLUSAE',
-           'jumprelu_vs_batchtopk', 'AbsTopKSAE', 'StochasticSAE', 'MultiInputSAE', 'from_saelens']
+           'jumprelu_vs_batchtopk', 'AbsTopKSAE', 'StochasticSAE', 'MultiInputSAE']
 
 # %% ../../nbs/21_sae.variants.ipynb #5ada337e
 def _check_k(k, n_features: int, name: str = 'k') -> int:
@@ -74,11 +73,13 @@ def batchtopk_select(z: Tensor,  # (batch, n_features) pre-activations
     return rows, cols, _offsets(rows, B)
 
 # %% ../../nbs/21_sae.variants.ipynb #e7931ae0
+@register_sae
 class TopKSAE(SAE):
     "SAE keeping the k largest pre-activations of each sample (ReLU'd)."
     architecture: ClassVar[str] = 'topk'
     sparse_grad: ClassVar[bool] = True
     default_coeffs: ClassVar[dict] = {'recon': 1.0, 'auxk': 1 / 32}
+    saelens_architecture: ClassVar[str | None] = 'topk'
 
     def __init__(self, d_in: int,  # input size
                  n_features: int,  # dictionary size
@@ -93,12 +94,17 @@ class TopKSAE(SAE):
         rows, cols, offsets = topk_select(pre.z, self.k)
         return SparseCodes(self._gather(pre, rows, cols, offsets).relu(), cols, offsets, self.n_features), {}
 
-    def saelens_spec(self): return 'topk', {'k': self.k}, {}
+    def saelens_spec(self): return {'k': self.k}, {}
+
+    @classmethod
+    def from_saelens_spec(cls, cfg, weights, **common): return cls(k=int(cfg['k']), **common)
 
 # %% ../../nbs/21_sae.variants.ipynb #97a989c1
+@register_sae
 class BatchTopKSAE(TopKSAE):
     "SAE keeping the k * batch largest pre-activations of a batch; a learned global threshold at inference."
     architecture: ClassVar[str] = 'batchtopk'
+    saelens_architecture: ClassVar[str | None] = 'jumprelu'  # its inference threshold, for every feature
 
     def __init__(self, d_in: int,  # input size
                  n_features: int,  # dictionary size
@@ -131,8 +137,13 @@ class BatchTopKSAE(TopKSAE):
             vals = self._gather(pre, rows, cols, offsets)
         return SparseCodes(vals, cols, offsets, self.n_features), {}
 
-    def saelens_spec(self):
-        return 'jumprelu', {'k': self.k}, {'threshold': self.threshold.detach().expand(self.n_features).clone()}
+    def saelens_spec(self): return {'k': self.k}, {'threshold': self.threshold.detach().expand(self.n_features).clone()}
+
+    @classmethod
+    def from_saelens_spec(cls, cfg, weights, **common):
+        sae = super().from_saelens_spec(cfg, weights, **common)
+        sae.threshold.fill_(float(weights['threshold'][0]))
+        return sae
 
 # %% ../../nbs/21_sae.variants.ipynb #73c7f537
 def _rect(u: Tensor) -> Tensor: return (u.abs() < 0.5).to(u.dtype)
@@ -179,11 +190,13 @@ def step_l0(z: Tensor,  # (batch, n) pre-activations
     return _StepFn.apply(z, theta, bandwidth)
 
 
+@register_sae
 class JumpReLUSAE(SAE):
     "SAE with JumpReLU codes `z * H(z - theta)` and an L0 (or target-L0) penalty; theta stored directly."
     architecture: ClassVar[str] = 'jumprelu'
     sparse_grad: ClassVar[bool] = False
     default_coeffs: ClassVar[dict] = {'recon': 1.0, 'l0_penalty': 0.03}
+    saelens_architecture: ClassVar[str | None] = 'jumprelu'
 
     def __init__(self, d_in: int,  # input size
                  n_features: int,  # dictionary size
@@ -212,7 +225,13 @@ class JumpReLUSAE(SAE):
         super().post_step()
         self.theta.clamp_(min=0)
 
-    def saelens_spec(self): return 'jumprelu', {}, {'threshold': self.theta.detach().clone()}
+    def saelens_spec(self): return {}, {'threshold': self.theta.detach().clone()}
+
+    @classmethod
+    def from_saelens_spec(cls, cfg, weights, **common):
+        sae = cls(**common)
+        with torch.no_grad(): sae.theta.copy_(weights['threshold'])
+        return sae
 
 # %% ../../nbs/21_sae.variants.ipynb #bbf9a599
 def jumprelu_vs_batchtopk(activations: Tensor,  # (N, d_in) training activations
@@ -244,9 +263,11 @@ def jumprelu_vs_batchtopk(activations: Tensor,  # (N, d_in) training activations
     return out
 
 # %% ../../nbs/21_sae.variants.ipynb #dc998231
+@register_sae
 class AbsTopKSAE(SAE):
     "SAE keeping the k largest |pre-activations| per sample with their sign; k ~ log-uniform[k_min, k_max] in training."
     architecture: ClassVar[str] = 'abstopk'
+    saelens_architecture: ClassVar[str | None] = None  # signed codes
     sparse_grad: ClassVar[bool] = True
     default_coeffs: ClassVar[dict] = {'recon': 1.0, 'auxk': 1 / 32}
 
@@ -288,13 +309,12 @@ class AbsTopKSAE(SAE):
 
     def _aux_scores(self, z_dead: Tensor) -> Tensor: return z_dead.abs()
 
-    def saelens_spec(self):
-        raise ValueError("AbsTopKSAE has no SAELens architecture (signed codes); save it with save_sae instead")
-
 # %% ../../nbs/21_sae.variants.ipynb #b7111f43
+@register_sae
 class StochasticSAE(SAE):
     "SAE whose features are gated by SPD-style causal importances with stochastic masks in training."
     architecture: ClassVar[str] = 'stochastic'
+    saelens_architecture: ClassVar[str | None] = None  # its gates are a network
     sparse_grad: ClassVar[bool] = False
     default_coeffs: ClassVar[dict] = {'recon': 1.0, 'recon_ci': 1.0, 'imp_min': 0.1}
 
@@ -331,13 +351,12 @@ class StochasticSAE(SAE):
         if y_n is not None: terms['recon_ci'] = (self._decode_n(a * ci) - y_n).pow(2).sum(-1).mean()
         return a * sample_masks(ci, self.mask_kind)[0], terms
 
-    def saelens_spec(self):
-        raise ValueError("StochasticSAE has no SAELens architecture (its gates are a network); save it with save_sae instead")
-
 # %% ../../nbs/21_sae.variants.ipynb #42c907ca
+@register_sae
 class MultiInputSAE(BatchTopKSAE):
     "BatchTopK/TopK SAE whose encoder reads several activation sites (concatenated or per-site projected) and reconstructs one."
     architecture: ClassVar[str] = 'multi_input'
+    saelens_architecture: ClassVar[str | None] = None  # several input sites
 
     def __init__(self, sites: Mapping[str, int],  # {site name: width} read by the encoder (order kept)
                  target: str,  # site to reconstruct (one of `sites`, or another site given as d_target)
@@ -418,37 +437,3 @@ class MultiInputSAE(BatchTopKSAE):
     def _activate(self, pre: PreActs, y_n: Tensor | None = None):
         if self.activation == 'topk': return TopKSAE._activate(self, pre, y_n)
         return super()._activate(pre, y_n)
-
-    def saelens_spec(self):
-        raise ValueError("MultiInputSAE has no SAELens architecture (several input sites); save it with save_sae instead")
-
-# %% ../../nbs/21_sae.variants.ipynb #84d1beb3
-def from_saelens(path: str | Path,  # folder with cfg.json and sae_weights.safetensors
-                 device: str | torch.device | None = 'cpu',  # device of the SAE
-                ) -> SAE:
-    "A decomp SAE with the weights of a SAELens-layout folder (standard, topk, jumprelu)."
-    path = Path(path)
-    for f in ('cfg.json', 'sae_weights.safetensors'):
-        if not (path / f).is_file(): raise FileNotFoundError(f"{str(path / f)!r} is missing; pass a folder written by to_saelens or SAELens")
-    cfg = json.loads((path / 'cfg.json').read_text())
-    w = load_file(str(path / 'sae_weights.safetensors'))
-    norm = cfg.get('normalize_activations', 'none')
-    if norm not in ('none', 'layer_norm'):
-        raise ValueError(f"normalize_activations={norm!r} is not supported; decomp reads 'none' and 'layer_norm'")
-    common = dict(d_in=int(cfg['d_in']), n_features=int(cfg['d_sae']), normalize_input=norm == 'layer_norm',
-                  apply_b_dec_to_input=bool(cfg.get('apply_b_dec_to_input', True)), device=device)
-    arch = cfg.get('architecture', 'standard')
-    meta = cfg.get('metadata') or cfg.get('meta') or {}
-    if arch == 'standard': sae = SAE(**common)
-    elif arch == 'topk': sae = TopKSAE(k=int(cfg['k']), **common)
-    elif arch == 'jumprelu' and meta.get('decomp_architecture') == 'batchtopk':
-        sae = BatchTopKSAE(k=int(cfg['k']), **common)
-        sae.threshold.fill_(float(w['threshold'][0]))
-    elif arch == 'jumprelu':
-        sae = JumpReLUSAE(**common)
-        with torch.no_grad(): sae.theta.copy_(w['threshold'])
-    else: raise ValueError(f"SAELens architecture {arch!r} is not supported; decomp reads 'standard', 'topk' and 'jumprelu'")
-    with torch.no_grad():
-        for name in ('W_enc', 'b_enc', 'W_dec', 'b_dec'):
-            getattr(sae, name).copy_(w[name].to(sae.device))
-    return sae.eval()
