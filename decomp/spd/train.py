@@ -8,21 +8,21 @@ import dataclasses
 
 import yaml
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import Tensor
 
-from ..core import Config, check_finite, load_checkpoint, save_checkpoint, set_seed
+from ..core import Config, load_checkpoint
 from .importance import CI_KINDS
 from .losses import (annealed_p, ci_masked_recon_loss, component_penalty, faithfulness_loss,
                                importance_minimality_loss, output_distance, stochastic_recon_losses)
 from .model import ComponentModel
-from ..distributed import dist_info, rank_slice, setup_distributed, wrap_ddp
-from ..train import History, make_schedule, train_loop
+from ..distributed import dist_info
+from ..train import History, Method, fit
 
 # %% auto #0
-__all__ = ['SPDConfig', 'spd_loss_terms', 'SPDObjective', 'spd_eval_metrics', 'make_component_model', 'train_spd', 'load_spd',
+__all__ = ['SPDConfig', 'spd_loss_terms', 'SPD', 'spd_eval_metrics', 'make_component_model', 'train_spd', 'load_spd',
            'tms_fast_config', 'tms_recovery']
 
 # %% ../../nbs/14_spd.train.ipynb #a1bf4188
@@ -115,59 +115,6 @@ class SPDConfig(Config):
              'l1': self.l1_coeff, 'l2': self.l2_coeff}
         return {k: float(v) for k, v in c.items() if v}
 
-# %% ../../nbs/14_spd.train.ipynb #8fb6eda3
-class _Batches:
-    "step -> batch on `device` for a tensor, a callable(batch_size, generator) or an iterable; with checkpointable state."
-    def __init__(self, data, batch_size: int, seed: int, device: torch.device):
-        self.bs, self.seed, self.device = batch_size, seed, device
-        self.kind = 'tensor' if torch.is_tensor(data) else 'callable' if callable(data) else 'iterable'
-        if self.kind == 'iterable' and not isinstance(data, Iterable):
-            raise TypeError(f"data must be a tensor, a callable(batch_size, generator) or an iterable of batches; got {type(data).__name__}")
-        self.data, self._perms, self._it, self._pos = data, {}, None, 0
-        if self.kind == 'tensor':
-            if data.dim() == 0 or data.shape[0] == 0: raise ValueError(f"data tensor has shape {tuple(data.shape)}; expected (N, ...) with N > 0")
-            check_finite(data, 'data')
-        if self.kind == 'callable': self.gen = torch.Generator(device=device).manual_seed(seed + 1)
-
-    def _perm(self, e: int) -> Tensor:
-        if e not in self._perms:
-            if len(self._perms) > 4: self._perms.clear()
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + e)
-            self._perms[e] = torch.randperm(self.data.shape[0], generator=g).to(self.data.device)
-        return self._perms[e]
-
-    def __call__(self, step: int) -> Tensor:
-        if self.kind == 'tensor':
-            N = self.data.shape[0]
-            pos = step * self.bs + torch.arange(self.bs)
-            ep, within = pos // N, (pos % N).to(self.data.device)
-            idx = torch.empty(self.bs, dtype=torch.long, device=self.data.device)
-            for e in ep.unique().tolist():
-                sel = (ep == e).to(self.data.device)
-                idx[sel] = self._perm(e)[within[sel]]
-            return self.data[idx].to(self.device, non_blocking=True)
-        if self.kind == 'callable': x = self.data(self.bs, self.gen)
-        else:
-            if self._it is None: self._it = iter(self.data)
-            while self._pos <= step:  # skip to `step` (resume), then take one
-                try: x = next(self._it)
-                except StopIteration:
-                    self._it = iter(self.data)
-                    x = next(self._it)
-                self._pos += 1
-            if isinstance(x, (tuple, list)): x = x[0]
-        if not torch.is_tensor(x): raise TypeError(f"data produced a {type(x).__name__} at step {step}; expected a tensor batch")
-        x = x.to(self.device, non_blocking=True)
-        if x.is_floating_point() and not torch.isfinite(x).all():
-            raise ValueError(f"data batch at step {step} has {int((~torch.isfinite(x)).sum())} NaN/inf value(s); clean the data")
-        return x
-
-    def state(self) -> dict: return {'gen': self.gen.get_state()} if self.kind == 'callable' else {}
-
-    def load_state(self, st: Mapping, step: int):
-        if self.kind == 'callable': self.gen.set_state(st['gen'].cpu())
-        if self.kind == 'iterable': self._it, self._pos = iter(self.data), 0  # batches before `step` are skipped lazily
-
 # %% ../../nbs/14_spd.train.ipynb #13c2b5e3
 def spd_loss_terms(model: ComponentModel,  # the decomposed model
                    x: Tensor,  # (B, ...) input batch
@@ -197,20 +144,60 @@ def spd_loss_terms(model: ComponentModel,  # the decomposed model
     return terms
 
 
-class SPDObjective(torch.nn.Module):
-    "`spd_loss_terms` as a module, `forward(x, step) -> terms`, so that DistributedDataParallel can wrap the whole step."
-    def __init__(self, model: ComponentModel, config: SPDConfig, generator: torch.Generator | None = None):
-        super().__init__()
-        self.model, self.config, self.generator = model, config, generator
+class SPD(Method):
+    "SPD as a `decomp.train.Method`: the loss terms of `spd_loss_terms`, AdamW groups, evaluation, the warm-up; `fit` trains it."
+    checkpoint_key = 'spd'
 
-    def forward(self, x: Tensor,  # (b, ...) this rank's share of the global batch
-                step: int = 0,  # current step
-               ) -> dict[str, Tensor]:
+    def __init__(self, model: ComponentModel,  # the decomposed model (trained in place)
+                 config: SPDConfig,  # the run's settings
+                 eval_fn: Callable[[ComponentModel, Tensor, int], Mapping[str, float]] | None = None,  # extra metrics (model, batch, step)
+                ):
+        super().__init__()
+        self.model, self.config, self.eval_fn = model, config, eval_fn
+        self.generator, self._checked = None, False
+
+    def mask_generator(self, device: torch.device) -> torch.Generator:
+        "The RNG of the stochastic masks (seeded by seed + 2, on `device`)."
+        if self.generator is None or self.generator.device != device:
+            self.generator = torch.Generator(device=device).manual_seed(self.config.seed + 2)
+        return self.generator
+
+    def loss_terms(self, batch, step: int = 0) -> dict[str, Tensor]:
+        "The unweighted terms on this rank's share of the batch (`(b, ...)` inputs, or a tuple whose first element they are)."
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if not self._checked: _check_target_runs(self.model, x); self._checked = True
         rank, world = dist_info()
         amp = self.config.amp_dtype is not None
         with torch.autocast(x.device.type, dtype=getattr(torch, self.config.amp_dtype or 'bfloat16'), enabled=amp):
-            terms = spd_loss_terms(self.model, x, self.config, step, self.generator, (rank, world) if world > 1 else None)
+            terms = spd_loss_terms(self.model, x, self.config, step, self.mask_generator(x.device),
+                                   (rank, world) if world > 1 else None)
         return {k: v.float() for k, v in terms.items()} if amp else terms
+
+    def coeffs(self) -> dict[str, float]: return self.config.coeffs()
+
+    def param_groups(self, config: SPDConfig) -> list[dict]:
+        "AdamW groups: weight decay on the components V, U only, none on the CI functions."
+        return [{'params': self.model.component_parameters(), 'weight_decay': config.weight_decay},
+                {'params': self.model.ci_parameters(), 'weight_decay': 0.0}]
+
+    def on_fit_start(self, resumed: bool):
+        "The faithfulness warm-up of a fresh run; compiling the CI functions (in place: names and checkpoints unchanged)."
+        if not resumed and self.config.faithfulness_warmup_steps: _faithfulness_warmup(self.model, self.config)
+        if self.config.compile:
+            for f in self.model.ci_fns.values(): f.compile()
+
+    def eval_metrics(self, batch, step: int) -> dict[str, float]:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        m = spd_eval_metrics(self.model, x, self.config)
+        if self.eval_fn is not None: m.update(self.eval_fn(self.model, x, step))
+        return m
+
+    def model_state(self) -> dict[str, Tensor]: return self.model.spd_state_dict()
+    def load_model_state(self, state: Mapping[str, Tensor]): self.model.load_spd_state_dict(state)
+    def extra_state(self) -> dict: return {'mask_rng': self.generator.get_state()}
+
+    def load_extra_state(self, state: Mapping):
+        self.mask_generator(next(self.model.parameters()).device).set_state(state['mask_rng'].cpu())
 
 
 @torch.no_grad()
@@ -260,61 +247,16 @@ def make_component_model(target: torch.nn.Module,  # the model to decompose
 
 
 def train_spd(target: torch.nn.Module,  # the trained model to decompose (frozen, never modified)
-              data,  # tensor (N, ...), callable(batch_size, generator) -> batch, or iterable of batches
+              data,  # anything `decomp.data.Batcher` takes: tensor (N, ...), (x, y), callable(batch_size, generator), iterable
               config: SPDConfig,  # the run's settings
               *,
               resume: str | Path | None = None,  # checkpoint folder (step_<n>/) to continue from
               eval_fn: Callable[[ComponentModel, Tensor, int], Mapping[str, float]] | None = None,  # extra metrics (model, batch, step)
              ) -> tuple[ComponentModel, History]:
-    "Decompose `config.target_modules` of `target` with SPD; returns the trained `ComponentModel` and the `History` of every term."
+    "Decompose `config.target_modules` of `target` with SPD (`fit` of the `SPD` method); returns the trained `ComponentModel` and the `History` of every term."
     if not isinstance(config, SPDConfig): raise TypeError(f"config must be an SPDConfig, got {type(config).__name__}")
-    _, _, dev = setup_distributed(config.batch_size, config.device)  # no-op without torchrun
-    set_seed(config.seed)
-    target = target.to(dev)
     model = make_component_model(target, config)
-    batches = _Batches(data, config.batch_size, config.seed, dev)
-    mask_gen = torch.Generator(device=dev).manual_seed(config.seed + 2)
-    comp_params = model.component_parameters()
-    opt = torch.optim.AdamW([{'params': comp_params, 'weight_decay': config.weight_decay},
-                             {'params': model.ci_parameters(), 'weight_decay': 0.0}], lr=config.lr)
-    history, start = History(), 0
-    if resume is not None:
-        st, _ = load_checkpoint(resume, map_location=dev)
-        model.load_spd_state_dict(st['spd'])
-        opt.load_state_dict(st['optimizer'])
-        history, start = History.from_dict(st['history']), int(st['step'])
-        mask_gen.set_state(st['rng']['mask'].cpu())
-        torch.set_rng_state(st['rng']['torch'].cpu())
-        batches.load_state(st['rng']['data'], start)
-    elif config.faithfulness_warmup_steps:
-        _faithfulness_warmup(model, config)
-    if config.compile:
-        for f in model.ci_fns.values(): f.compile()  # in place: parameter names and checkpoints unchanged
-    objective = wrap_ddp(SPDObjective(model, config, mask_gen))
-    last = {}
-
-    def loss_fn(step: int) -> dict[str, Tensor]:
-        last['x'] = x = batches(step)  # the global batch, the same on every rank
-        if step == start: _check_target_runs(model, x)
-        return objective(x[rank_slice(x.shape[0])], step)
-
-    def evaluate(step: int) -> dict[str, float]:
-        m = spd_eval_metrics(model, last['x'], config)
-        if eval_fn is not None: m.update(eval_fn(model, last['x'], step))
-        return m
-
-    def checkpoint(n_done: int):
-        if config.checkpoint_dir is None: return
-        save_checkpoint(Path(config.checkpoint_dir) / f'step_{n_done}', {
-            'spd': model.spd_state_dict(), 'optimizer': opt.state_dict(), 'step': n_done, 'history': history.to_dict(),
-            'rng': {'mask': mask_gen.get_state(), 'torch': torch.get_rng_state(), 'data': batches.state()}}, config)
-
-    schedule = make_schedule(config.lr_schedule, config.steps, config.lr_warmup_steps, config.lr_final_frac)
-    if start < config.steps:
-        train_loop(loss_fn, opt, config.steps, coeffs=config.coeffs(), lr_schedule=schedule, log_every=config.log_every,
-                   eval_fn=evaluate, eval_every=config.eval_every, checkpoint_fn=checkpoint,
-                   checkpoint_every=config.checkpoint_every, start_step=start, history=history, grad_clip=config.grad_clip,
-                   progress=config.progress, desc='SPD')
+    history = fit(SPD(model, config, eval_fn), data, config, optimizer='adamw', resume=resume, desc='SPD')
     return model, history
 
 
