@@ -26,9 +26,9 @@ from common import count_flops, interleaved, load, machine, med, set_threads  # 
 from decomp.sae.variants import BatchTopKSAE
 
 try:
-    from decomp.sae.transcoder import Transcoder
+    from decomp.sae.transcoder import transcoder
 except ImportError:  # the transcoder module is optional for this benchmark
-    Transcoder = None
+    transcoder = None
 
 D_IN, N_FEAT, BATCH, K, D_TC_OUT = 784, 4096, 4096, 32, 128
 
@@ -126,9 +126,9 @@ def main():
     sae = BatchTopKSAE(D_IN, N_FEAT, K, seed=0)
     with torch.no_grad(): sae.b_dec.copy_(x.mean(0))  # as train_sae's b_dec init would (mean)
     res['results'].append(bench('batchtopk_sae', sae, x, None, args.reps))
-    if Transcoder is not None:
+    if transcoder is not None:
         y = torch.relu(x @ torch.randn(D_IN, D_TC_OUT, generator=torch.Generator().manual_seed(1)) / D_IN ** 0.5)
-        tc = Transcoder(D_IN, D_TC_OUT, N_FEAT, 'batchtopk', k=K, seed=0)
+        tc = transcoder('batchtopk', D_IN, D_TC_OUT, N_FEAT, k=K, seed=0)
         with torch.no_grad(): tc.b_dec.copy_(y.mean(0))
         res['results'].append(bench('batchtopk_transcoder', tc, x, y, args.reps))
     for r in res['results']:

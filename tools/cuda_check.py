@@ -69,14 +69,14 @@ def main():
             from decomp.data import ToyDictionary
             from decomp.sae.base import SAE, SAEConfig, load_sae, save_sae, train_sae
             from decomp.sae.variants import AbsTopKSAE, BatchTopKSAE, JumpReLUSAE, StochasticSAE, TopKSAE
-            from decomp.sae.transcoder import Transcoder
+            from decomp.sae.transcoder import transcoder
             x, _ = ToyDictionary(64, 32, k=3, seed=0).sample(8192)
             y = x[:, :16] * 2
             cfg = SAEConfig(n_steps=300, batch_size=512, lr=3e-3, progress=False, device=a.device)
             models = {'relu': (SAE(32, 128, device=a.device), x), 'topk': (TopKSAE(32, 128, 3, device=a.device), x),
                       'batchtopk': (BatchTopKSAE(32, 128, 3, device=a.device), x), 'jumprelu': (JumpReLUSAE(32, 128, device=a.device), x),
                       'abstopk': (AbsTopKSAE(32, 128, 3, device=a.device), x), 'stochastic': (StochasticSAE(32, 128, device=a.device), x),
-                      'transcoder': (Transcoder(32, 16, 128, k=3, device=a.device), (x, y))}
+                      'transcoder': (transcoder('batchtopk', 32, 16, 128, k=3, device=a.device), (x, y))}
             for name, (sae, data) in models.items():
                 sae, h = train_sae(sae, data, cfg)
                 back, _, _ = load_sae(save_sae(sae, d / name), map_location=a.device)

@@ -18,8 +18,8 @@ from torch import Tensor, nn
 from ..core import Config
 from ..data import load_mnist
 from ..models import load_or_train_mnist_mlp
-from ..sae.base import SAEConfig, train_sae
-from ..sae.transcoder import Transcoder, evaluate_transcoder, feature_activations, transcoder_data
+from ..sae.base import SAE, SAEConfig, train_sae
+from ..sae.transcoder import evaluate_transcoder, transcoder, feature_activations, transcoder_data
 from ..spd.metrics import collect_ci, finish_figure, mean_score_by_label
 from ..spd.model import ComponentModel
 from ..spd.train import SPDConfig, load_spd, train_spd
@@ -349,7 +349,7 @@ class ComparisonResult:
     config: TranscoderVsSPDConfig
     out: Path  # output folder
     target_accuracy: float  # test accuracy of the MLP
-    models: dict[str, Any]  # 'batchtopk', 'stochastic', ('baseline'): Transcoder; 'spd': ComponentModel
+    models: dict[str, Any]  # 'batchtopk', 'stochastic', ('baseline'): transcoders (SAE); 'spd': ComponentModel
     evals: dict[str, dict[str, float]]  # per model: fidelity metrics on the test images
     matching: dict[str, Matching]  # 'spd_vs_batchtopk', 'spd_vs_stochastic', ('batchtopk_vs_baseline')
     splitting: dict[str, dict[str, Any]]  # per dictionary: splitting_stats
@@ -388,7 +388,7 @@ class ComparisonResult:
         return r
 
 
-def _transcoder_side(tc: Transcoder, codes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _transcoder_side(tc: SAE, codes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return tc.W_enc.detach().cpu(), tc.W_dec.detach().cpu().t(), codes
 
 
@@ -413,13 +413,13 @@ def run_transcoder_vs_spd(config: TranscoderVsSPDConfig | None = None,  # settin
 
     tcfg = cfg.transcoder.replace(progress=progress)
     models: dict[str, Any] = {}
-    models['batchtopk'], _ = train_sae(Transcoder(784, cfg.hidden, cfg.n_features, 'batchtopk', cfg.k, seed=cfg.seed), train_pair, tcfg)
+    models['batchtopk'], _ = train_sae(transcoder('batchtopk', 784, cfg.hidden, cfg.n_features, k=cfg.k, seed=cfg.seed), train_pair, tcfg)
     lap('batchtopk')
-    models['stochastic'], _ = train_sae(Transcoder(784, cfg.hidden, cfg.n_features, 'stochastic', ci_hidden=cfg.stochastic_ci_hidden,
+    models['stochastic'], _ = train_sae(transcoder('stochastic', 784, cfg.hidden, cfg.n_features, ci_hidden=cfg.stochastic_ci_hidden,
                                                    seed=cfg.seed), train_pair, tcfg.replace(coeffs={'imp_min': cfg.stochastic_imp_min}))
     lap('stochastic')
     if cfg.baseline_seed is not None:
-        models['baseline'], _ = train_sae(Transcoder(784, cfg.hidden, cfg.n_features, 'batchtopk', cfg.k, seed=cfg.baseline_seed),
+        models['baseline'], _ = train_sae(transcoder('batchtopk', 784, cfg.hidden, cfg.n_features, k=cfg.k, seed=cfg.baseline_seed),
                                           train_pair, tcfg.replace(seed=cfg.baseline_seed))
         lap('baseline')
     if cfg.spd_model is not None: models['spd'] = load_spd(cfg.spd_model, target)

@@ -293,6 +293,13 @@ class SAE(nn.Module):
         if not isinstance(codes, SparseCodes): codes = SparseCodes.from_dense(codes)
         return SAEOutput(self.denormalize(recon_n, stats).reshape(*lead, self.d_out), codes, terms)
 
+    def predict(self, x,  # (..., d_in) input activations
+               ) -> Tensor:
+        "(..., d_out) from `x` alone: an autoencoder's reconstruction (d_out == d_in, in x's units), a transcoder's output site."
+        if self.d_out == self.d_in: return self(x).recon
+        x_flat, lead = self._inputs(x)
+        return self.decode(self.encode_sparse(x_flat)).reshape(*lead, self.d_out)
+
     # ---- AuxK and dead features ------------------------------------------------------------------------------
     def _aux_scores(self, z_dead: Tensor) -> Tensor:
         "How dead features are ranked for AuxK (largest pre-activation; AbsTopK ranks by |z|)."
