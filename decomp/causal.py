@@ -19,7 +19,6 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .core import Config, check_finite, check_positive_int, get_device, output_dir
-from .spd.components import Conv2dComponents
 from .spd.model import ComponentModel
 
 # %% auto #0
@@ -642,9 +641,7 @@ def _variant_inputs(cm: ComponentModel, x: Tensor, upstream: str, downstream: st
         g = ci_up * comp.inner(xu)  # (B, *locations, C1)
         sel = off.clamp_min(0)
         g = g[..., sel] * (off >= 0).to(g.dtype)  # (B, *locations, k), zero for the 'on' variant
-        U = comp.U[sel]
-        contrib = (torch.einsum('bhwk,ko->kbohw', g, U) if isinstance(comp, Conv2dComponents)
-                   else torch.einsum('...k,kd->k...d', g, U))
+        contrib = comp.component_outputs(g, sel)  # (k, B, *output): what each switched-off component wrote
         return (y_on[None] - contrib).flatten(0, 1)
     def pre_down(mod, args): raise _Stop(args[0])
     mod_up, mod_dn = cm.target.get_submodule(upstream), cm.target.get_submodule(downstream)

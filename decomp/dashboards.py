@@ -34,7 +34,8 @@ class ExplorerState:
     name: str  # title of the decomposition, e.g. 'MNIST MLP'
     inputs: Tensor  # (n, ...) the inputs, as the target takes them
     ci: dict[str, Tensor]  # {layer: (n, C) Linear or (n, H_out, W_out, C) Conv2d} lower causal importances
-    weights: dict[str, dict[str, Tensor]]  # {layer: component_weights(...)}: V (d_in, C), U (C, d_out), norms; Conv2d: kernels
+    weights: dict[str, dict[str, Tensor]]  # {layer: component_weights(...)}: V, U, norms, read (C, ...) vectors or kernels, write
+    kinds: dict[str, str]  # {layer: its layer kind's name (`Components.kind`)}, shown in titles and listings
     labels: dict[str, Tensor]  # {attribute: (n,) integer values}, e.g. {'digit': y}
     label_names: dict[str, list[str]]  # {attribute: the name of each value}
     threshold: float = 0.1  # a component is important where its CI exceeds this
@@ -45,8 +46,9 @@ class ExplorerState:
         if not torch.is_tensor(self.inputs) or self.inputs.dim() < 2:
             raise ValueError(f"inputs has shape {_shape(self.inputs)}; expected (n, ...) with one row per input")
         n = self.inputs.shape[0]
-        if not self.ci or set(self.ci) != set(self.weights):
-            raise ValueError(f"ci has layers {list(self.ci)} and weights {list(self.weights)}; give both for the same (non-empty) layers")
+        if not self.ci or not set(self.ci) == set(self.weights) == set(self.kinds):
+            raise ValueError(f"ci has layers {list(self.ci)}, weights {list(self.weights)} and kinds {list(self.kinds)}; "
+                             "give all three for the same (non-empty) layers")
         for k, v in self.ci.items():
             C = self.weights[k]['V'].shape[1]
             if not torch.is_tensor(v) or v.dim() not in (2, 4) or v.shape[0] != n or v.shape[-1] != C:
@@ -65,17 +67,14 @@ class ExplorerState:
             raise ValueError(f"image_shape={self.image_shape} has {int(np.prod(self.image_shape))} values but one input has "
                              f"{self.inputs[0].numel()}; e.g. (28, 28) for flat MNIST")
         for k, s in self.v_shapes.items():
-            if k not in self.weights or self.kinds[k] != 'linear' or int(np.prod(s)) != self.weights[k]['V'].shape[0]:
-                raise ValueError(f"v_shapes[{k!r}] = {s}: must name a Linear layer whose d_in is the product of the shape")
+            if k not in self.weights or self.weights[k]['read'].dim() != 2 or int(np.prod(s)) != self.weights[k]['V'].shape[0]:
+                raise ValueError(f"v_shapes[{k!r}] = {s}: must name a layer that reads vectors (e.g. Linear) whose d_in is the product of the shape")
 
     @property
     def layers(self) -> list[str]: return list(self.ci)
 
     @property
     def n(self) -> int: return self.inputs.shape[0]
-
-    @property
-    def kinds(self) -> dict[str, str]: return {k: 'conv' if 'kernels' in w else 'linear' for k, w in self.weights.items()}
 
     @functools.cached_property
     def scores(self) -> dict[str, Tensor]:
@@ -146,6 +145,7 @@ def explorer_state(component_model: nn.Module,  # a trained ComponentModel
     ci = collect_ci(component_model, x, batch_size=batch_size)
     return ExplorerState(name=name, inputs=x.detach().cpu(), ci=ci,
                          weights={k: component_weights(c) for k, c in component_model.components.items()},
+                         kinds={k: c.kind for k, c in component_model.components.items()},
                          labels={a: y.cpu() for a, y in labels.items()}, label_names={a: list(v) for a, v in names.items()},
                          threshold=threshold, image_shape=tuple(image_shape) if image_shape else None,
                          v_shapes={k: tuple(v) for k, v in (v_shapes or {}).items()})
@@ -157,18 +157,18 @@ def component_data(state: ExplorerState,  # what to show
                    k: int = 8,  # top-activating inputs
                    bins: int = 20,  # CI histogram bins over [0, 1]
                   ) -> dict:
-    "The numbers behind `component_view`: V, U (kernel), CI histogram, density, top-activating inputs, mean CI per label value."
+    """The numbers behind `component_view`: V, U, read (what it reads: a vector, or a kernel (in_ch, kH, kW)), CI histogram, density,
+    top-activating inputs (with their CI maps when the layer has 2-d locations), mean CI per label value."""
     idx = _check_component(state, layer, idx)
     w, ci, scores = state.weights[layer], state.ci[layer][..., idx], state.scores[layer]
     top_i, top_s = top_activating(scores, idx, check_positive_int(k, 'k'))
-    d = dict(layer=layer, component=idx, kind=state.kinds[layer], V=w['V'][:, idx], U=w['U'][idx], norm=float(w['norms'][idx]),
+    d = dict(layer=layer, component=idx, kind=state.kinds[layer], V=w['V'][:, idx], U=w['U'][idx], read=w['read'][idx],
+             norm=float(w['norms'][idx]),
              hist=torch.histc(ci.float(), check_positive_int(bins, 'bins'), 0.0, 1.0), edges=torch.linspace(0.0, 1.0, bins + 1),
              density=float(state.density[layer][idx]), mean_ci=float(ci.float().mean()), top=top_i, top_scores=top_s,
              by_label={a: mean_score_by_label(scores[:, idx:idx + 1], y, len(state.label_names[a]))[:, 0]
                        for a, y in state.labels.items()})
-    if d['kind'] == 'conv':
-        d['kernel'] = w['kernels'][idx]
-        d['top_maps'] = ci[top_i]  # (k, H_out, W_out)
+    if ci.dim() == 3: d['top_maps'] = ci[top_i]  # (k, H_out, W_out): where on each top input it is important
     return d
 
 # %% ../nbs/41_dashboards.ipynb #7065b07e
@@ -206,9 +206,9 @@ def _colorbar(fig, im, ax, label: str):
 
 
 def _draw_reads(fig, spec, d: dict, state: ExplorerState):
-    "V: kernels per input channel (Conv2d), an image (Linear with a V shape) or bars, in the gridspec cell `spec`."
-    if d['kind'] == 'conv':
-        ker = d['kernel']
+    "What it reads: kernels per input channel (kernel read directions), an image (a V shape) or bars, in the gridspec cell `spec`."
+    if d['read'].dim() == 3:  # a kernel (in_ch, kH, kW)
+        ker = d['read']
         chans = ker.abs().sum((1, 2)).argsort(descending=True)[:8].sort().values.tolist()
         ncols = min(len(chans), 4); nrows = -(-len(chans) // ncols)
         sub = spec.subgridspec(nrows, ncols, wspace=0.15, hspace=0.35)
@@ -245,19 +245,19 @@ def component_view(state: ExplorerState,  # what to show
     _draw_reads(fig, gs[0, 0:4], d, state)
     ax = fig.add_subplot(gs[0, 6:9])
     _bars(ax, d['U'], 'U')
-    ax.set(xlabel='output channel' if d['kind'] == 'conv' else 'output dimension', ylabel='U weight', title='U row (writes)')
+    ax.set(xlabel='output channel' if d['read'].dim() == 3 else 'output dimension', ylabel='U weight', title='U row (writes)')
     ax = fig.add_subplot(gs[0, 10:13])
     ax.bar(d['edges'][:-1].numpy(), d['hist'].numpy(), width=float(d['edges'][1]), align='edge', color='C0', log=True)
     ax.axvline(state.threshold, color='k', ls='--', lw=1, label=f"threshold {state.threshold:g}:\nabove on {d['density']:.1%} of inputs")
     ax.set_xlim(0, 1); ax.set_ylim(bottom=0.7); ax.legend(fontsize=7); ax.set_label('hist')
-    ax.set(xlabel='causal importance', ylabel='count (inputs x locations)' if d['kind'] == 'conv' else 'count (inputs)',
+    ax.set(xlabel='causal importance', ylabel='count (inputs x locations)' if 'top_maps' in d else 'count (inputs)',
            title='CI histogram')
     n_top = len(d['top']); nrows = 2 if n_top > 1 else 1; ncols = -(-n_top // nrows)
     sub = gs[1, 0:8].subgridspec(nrows, ncols, wspace=0.1, hspace=0.45)
     im, top_axes = None, []
     for r, (i, s) in enumerate(zip(d['top'].tolist(), d['top_scores'].tolist())):
         ax = fig.add_subplot(sub[r // ncols, r % ncols]); top_axes.append(ax)
-        im = _draw_input(ax, state.image(i), d['top_maps'][r] if d['kind'] == 'conv' else None)
+        im = _draw_input(ax, state.image(i), d['top_maps'][r] if 'top_maps' in d else None)
         ax.set_title(f'#{i}: CI {s:.2f}', fontsize=8); ax.set_xlabel(state.describe(i, short=True), fontsize=7); ax.set_label(f'top:{r}')
     if im is not None: _colorbar(fig, im, top_axes[ncols - 1], 'CI at location')
     top_axes[0].text(0, 1.35, 'top-activating inputs (largest CI)', transform=top_axes[0].transAxes, fontsize=10)
@@ -270,7 +270,7 @@ def component_view(state: ExplorerState,  # what to show
     tilt = len(pos) > 5 and max(map(len, names)) > 2
     ax.set_xticks(pos, names, rotation=45 if tilt else 0, ha='right' if tilt else 'center', fontsize=8)
     ax.axhline(state.threshold, color='k', ls='--', lw=1)
-    ax.set(ylabel='mean CI (max over locations)' if d['kind'] == 'conv' else 'mean CI', title='mean CI per label value')
+    ax.set(ylabel='mean CI (max over locations)' if 'top_maps' in d else 'mean CI', title='mean CI per label value')
     ax.set_label('by_label')
     if len(d['by_label']) > 1: ax.legend(fontsize=7)
     fig.suptitle(f"{state.name}: {layer} component {d['component']}", fontsize=13)
@@ -303,7 +303,7 @@ def input_data(state: ExplorerState,  # what to show
         order = s.argsort(descending=True)
         active = [c for c in order.tolist() if s[c] > state.threshold]
         e = dict(scores=s, important=active)
-        if state.kinds[k] == 'conv':
+        if state.ci[k].dim() == 4:  # CI maps over 2-d locations
             e['maps'] = {c: state.ci[k][i, ..., c] for c in order[:check_positive_int(max_maps, 'max_maps')].tolist()}
         out['layers'][k] = e
     return out
@@ -317,7 +317,7 @@ def input_view(state: ExplorerState,  # what to show
     "One input on one figure: the CI of every component in every layer, and where in the image conv components are important."
     d = input_data(state, i, max_maps)
     L = len(state.layers)
-    n_maps = max_maps if 'conv' in state.kinds.values() else 0
+    n_maps = max_maps if any(v.dim() == 4 for v in state.ci.values()) else 0
     fig = plt.figure(figsize=(4.6 + 2.6 + 1.5 * n_maps, 1.55 * L + 1.3), layout='constrained')
     gs = fig.add_gridspec(L, 2 + n_maps, width_ratios=[1.6, 3.0] + [1.0] * n_maps)
     ax = fig.add_subplot(gs[:min(L, 2), 0])

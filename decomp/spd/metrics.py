@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..core import check_positive_int
+from .components import Components
 
 # %% auto #0
 __all__ = ['CIStats', 'ci_l0', 'activation_density', 'alive_components', 'ci_histograms', 'spatial_ci_maps', 'finish_figure',
@@ -324,19 +325,20 @@ def plot_spatial_ci_maps(maps: Tensor,  # (C, H_out, W_out) CI per location: one
     return finish_figure(fig, path)
 
 # %% ../../nbs/15_spd.metrics.ipynb #22d01ba4
-def _is_conv(components: nn.Module) -> bool: return hasattr(components, 'kernel_size') and hasattr(components, 'in_ch')
+_WEIGHT_KEYS = ('V', 'U', 'norms', 'read', 'write')
 
 
-def component_weights(components: nn.Module | Mapping[str, Tensor],  # a LinearComponents or Conv2dComponents (or this function's output)
+def component_weights(components: Components | Mapping[str, Tensor],  # a layer's Components (or this function's output)
                      ) -> dict[str, Tensor]:
-    "`V` (d_in, C), `U` (C, d_out), `norms` (C,) = ||V_c|| ||U_c||; Conv2d also `kernels` (C, in_ch, kH, kW). CPU copies."
-    if isinstance(components, Mapping) and {'V', 'U', 'norms'} <= set(components): return dict(components)
-    if not (hasattr(components, 'V') and hasattr(components, 'U')):
-        raise TypeError(f"components must have V and U parameters (LinearComponents or Conv2dComponents), got {type(components).__name__}")
+    """`V` (d_in, C), `U` (C, d_out), `norms` (C,) = ||V_c|| ||U_c||, `read` (C, ...) = `read_directions()` (vectors (C, d_in), or
+    kernels (C, in_ch, kH, kW) for Conv2d) and `write` (C, d_out) = `write_directions()`. CPU copies."""
+    if isinstance(components, Mapping) and set(_WEIGHT_KEYS) <= set(components): return dict(components)
+    if not isinstance(components, Components):
+        raise TypeError(f"components must be a layer's Components (V and U parameters: LinearComponents, Conv2dComponents, ...), "
+                        f"got {type(components).__name__}")
     V, U = components.V.detach().float().cpu(), components.U.detach().float().cpu()
-    out = dict(V=V, U=U, norms=V.norm(dim=0) * U.norm(dim=1))
-    if _is_conv(components): out['kernels'] = V.T.reshape(V.shape[1], components.in_ch, *components.kernel_size)
-    return out
+    return dict(V=V, U=U, norms=V.norm(dim=0) * U.norm(dim=1), read=components.read_directions().detach().float().cpu(),
+                write=components.write_directions().detach().float().cpu())
 
 
 def _pick(norms: Tensor, components, max_components: int) -> list[int]:
@@ -347,11 +349,11 @@ def _pick(norms: Tensor, components, max_components: int) -> list[int]:
     return components
 
 
-def plot_uv(components: nn.Module | Mapping[str, Tensor],  # a LinearComponents or Conv2dComponents, or its `component_weights`
+def plot_uv(components: Components | Mapping[str, Tensor],  # a layer's Components, or its `component_weights`
             idx: Sequence[int] | None = None,  # components to show (default: largest ||V_c|| ||U_c|| first)
             max_components: int = 12,  # at most this many when idx is None
             image_shape: tuple[int, int] | None = None,  # Linear: draw V columns as images of this shape (e.g. (28, 28))
-            max_in_channels: int = 8,  # Conv2d: at most this many input channels (largest weight first)
+            max_in_channels: int = 8,  # kernels: at most this many input channels (largest weight first)
             title: str = 'components',  # figure title (e.g. the layer name)
             path: str | Path | None = None,  # save the figure here (PNG)
            ) -> Figure:
@@ -362,8 +364,8 @@ def plot_uv(components: nn.Module | Mapping[str, Tensor],  # a LinearComponents 
     if k == 0: raise ValueError("idx is empty: pass at least one component to draw")
     V, U = w['V'][:, idx], w['U'][idx]
     um = float(U.abs().max()) or 1.0
-    if 'kernels' in w:
-        ker = w['kernels'][idx]  # (k, in_ch, kH, kW)
+    if w['read'].dim() == 4:  # read directions are 2-d kernels
+        ker = w['read'][idx]  # (k, in_ch, kH, kW)
         chans = ker.abs().sum((0, 2, 3)).argsort(descending=True)[:max_in_channels].sort().values.tolist()
         n_ch = len(chans)
         fig = plt.figure(figsize=(1.2 * n_ch + 3.0, 1.15 * k + 1.2), layout='constrained')
@@ -590,7 +592,7 @@ class DecompositionEval:
     layer_accuracy: dict[str, float]  # stochastic accuracy with one layer masked
     weight_error: dict[str, float]  # ||W - VU||_F / ||W||_F per layer
     weights: dict[str, dict[str, Tensor]]  # component_weights(...) per layer
-    kinds: dict[str, str]  # 'linear' or 'conv' per layer
+    kinds: dict[str, str]  # the layer kind per layer (`Components.kind`: 'linear', 'conv2d', ...)
 
     @property
     def layers(self) -> list[str]: return list(self.kinds)
@@ -690,4 +692,4 @@ def evaluate_decomposition(component_model: nn.Module,  # a trained ComponentMod
     comps = component_model.components
     return DecompositionEval(stats=stats, accuracy=overall, layer_accuracy=layer, weight_error=weight_errors(component_model),
                              weights={n: component_weights(c) for n, c in comps.items()},
-                             kinds={n: 'conv' if _is_conv(c) else 'linear' for n, c in comps.items()})
+                             kinds={n: c.kind for n, c in comps.items()})
