@@ -72,7 +72,7 @@ def main():
             from decomp.sae.transcoder import transcoder
             x, _ = ToyDictionary(64, 32, k=3, seed=0).sample(8192)
             y = x[:, :16] * 2
-            cfg = SAEConfig(n_steps=300, batch_size=512, lr=3e-3, progress=False, device=a.device)
+            cfg = SAEConfig(steps=300, batch_size=512, lr=3e-3, progress=False, device=a.device)
             models = {'relu': (SAE(32, 128, device=a.device), x), 'topk': (TopKSAE(32, 128, 3, device=a.device), x),
                       'batchtopk': (BatchTopKSAE(32, 128, 3, device=a.device), x), 'jumprelu': (JumpReLUSAE(32, 128, device=a.device), x),
                       'abstopk': (AbsTopKSAE(32, 128, 3, device=a.device), x), 'stochastic': (StochasticSAE(32, 128, device=a.device), x),

@@ -458,7 +458,7 @@ def run_shapes(config: ShapesConfig | None = None,  # the run's settings (defaul
         sae = TopKSAE(acts.shape[1], config.sae_features, config.sae_k, seed=config.seed, device=dev)
         if state is not None and state.get('sae'): sae.load_state_dict({k: v.to(dev) for k, v in state['sae'].items()}); sae.eval()
         else:
-            sae, _ = train_sae(sae, acts, SAEConfig(n_steps=config.sae_steps, batch_size=config.sae_batch_size, lr=config.sae_lr,
+            sae, _ = train_sae(sae, acts, SAEConfig(steps=config.sae_steps, batch_size=config.sae_batch_size, lr=config.sae_lr,
                                                     seed=config.seed, device=str(dev), progress=progress))
         sae_metrics = evaluate_sae(sae, acts_test)
         with torch.no_grad(): codes = sae.encode(acts_test.to(sae.device)).cpu()

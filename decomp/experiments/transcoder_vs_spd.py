@@ -292,7 +292,7 @@ def plot_splitting(stats: Mapping[str, Mapping[str, Any]],  # {dictionary name: 
 # %% ../../nbs/52_transcoder_vs_spd.ipynb #2f97bc3d
 def default_transcoder_config() -> SAEConfig:
     "Training settings of the transcoders (fast config)."
-    return SAEConfig(n_steps=600, batch_size=256, lr=3e-3, dead_after=256 * 50, log_every=50, progress=False)
+    return SAEConfig(steps=600, batch_size=256, lr=3e-3, dead_after=256 * 50, log_every=50, progress=False)
 
 
 def default_spd_config() -> SPDConfig:
@@ -324,7 +324,7 @@ class TranscoderVsSPDConfig(Config):
     n_pairs: int = 16  # matched pairs drawn
     transcoder: SAEConfig = dataclasses.field(default_factory=default_transcoder_config)
     spd: SPDConfig = dataclasses.field(default_factory=default_spd_config)
-    nested_sync = {'transcoder': {'n_steps': 'steps', 'seed': 'seed', 'device': 'device'},
+    nested_sync = {'transcoder': {'steps': 'steps', 'seed': 'seed', 'device': 'device'},
                    'spd': {'steps': 'steps', 'seed': 'seed', 'device': 'device'}}
 
     def __post_init__(self):
@@ -416,7 +416,7 @@ def run_transcoder_vs_spd(config: TranscoderVsSPDConfig | None = None,  # settin
     models['batchtopk'], _ = train_sae(transcoder('batchtopk', 784, cfg.hidden, cfg.n_features, k=cfg.k, seed=cfg.seed), train_pair, tcfg)
     lap('batchtopk')
     models['stochastic'], _ = train_sae(transcoder('stochastic', 784, cfg.hidden, cfg.n_features, ci_hidden=cfg.stochastic_ci_hidden,
-                                                   seed=cfg.seed), train_pair, tcfg.replace(coeffs={'imp_min': cfg.stochastic_imp_min}))
+                                                   seed=cfg.seed), train_pair, tcfg.replace(coeffs={'importance_minimality': cfg.stochastic_imp_min}))
     lap('stochastic')
     if cfg.baseline_seed is not None:
         models['baseline'], _ = train_sae(transcoder('batchtopk', 784, cfg.hidden, cfg.n_features, k=cfg.k, seed=cfg.baseline_seed),

@@ -439,14 +439,15 @@ register_sae(SAE)
 @dataclasses.dataclass
 class SAEConfig(Config):
     "How to train an SAE (the architecture lives in the SAE object itself)."
-    n_steps: int = 2000  # optimizer steps
+    renamed: ClassVar[Mapping[str, str]] = {'n_steps': 'steps', 'warmup_steps': 'lr_warmup_steps', 'final_lr_frac': 'lr_final_frac'}
+    steps: int = 2000  # optimizer steps
     batch_size: int = 1024  # samples per step (in-memory data)
     lr: float = 1e-3  # Adam learning rate
     betas: tuple[float, float] = (0.9, 0.999)  # Adam betas
     lr_schedule: str = 'linear'  # 'constant', 'cosine' or 'linear' (constant, then linear decay from `decay_start`)
-    warmup_steps: int = 0  # linear warm-up steps
+    lr_warmup_steps: int = 0  # linear warm-up steps
     decay_start: float = 0.8  # fraction of training after which the linear schedule decays
-    final_lr_frac: float = 0.0  # lr multiplier reached at the last step
+    lr_final_frac: float = 0.0  # lr multiplier reached at the last step
     grad_clip: float | None = None  # max global gradient norm
     coeffs: dict[str, float] = dataclasses.field(default_factory=dict)  # loss-term weights, override the SAE's defaults
     aux_k: int | None = None  # dead features per sample in AuxK (None: d_out // 2)
@@ -463,7 +464,7 @@ class SAEConfig(Config):
     progress: bool = True  # tqdm progress bar
 
     def __post_init__(self):
-        for f in ('n_steps', 'batch_size', 'dead_after', 'b_dec_init_samples', 'log_every', 'eval_batch_size'):
+        for f in ('steps', 'batch_size', 'dead_after', 'b_dec_init_samples', 'log_every', 'eval_batch_size'):
             check_positive_int(getattr(self, f), f)
         for f in ('aux_k', 'eval_every', 'checkpoint_every'):
             if getattr(self, f) is not None: check_positive_int(getattr(self, f), f)
@@ -537,7 +538,7 @@ def _batches(data, batch_size: int, generator: torch.Generator, device,
                 yield _to(b, device)
             if not got: raise ValueError("activations yielded no batches; pass a non-empty tensor or iterable")
             if iter(data) is data:
-                raise ValueError("the activations iterator ran out before n_steps; pass a re-iterable (list, loader) or more data")
+                raise ValueError("the activations iterator ran out before steps; pass a re-iterable (list, loader) or more data")
     if n == 0: raise ValueError("activations has no samples (0 rows); pass a non-empty (N, d) tensor")
     if batch_size > n: raise ValueError(f"batch_size={batch_size} is larger than the {n} samples given; lower batch_size")
     epoch0, first = divmod(start, n // batch_size)
@@ -673,7 +674,7 @@ def train_sae(sae: SAE,  # the SAE to train (in place)
             with torch.no_grad():
                 for b in sae.buffers():
                     if b.is_floating_point(): b.copy_(all_reduce_mean(b))
-        if step % config.log_every == 0 or step == config.n_steps - 1:
+        if step % config.log_every == 0 or step == config.steps - 1:
             with torch.no_grad():
                 b, out = last['batch'], last['out']
                 y = _targets_of(sae, b).reshape(out.recon.shape)
@@ -687,9 +688,9 @@ def train_sae(sae: SAE,  # the SAE to train (in place)
     ckpt_fn = None
     if config.checkpoint_dir is not None:
         ckpt_fn = lambda n: save_sae(sae, Path(config.checkpoint_dir) / f'step_{n}', config, history, opt, n)
-    sched = make_schedule(config.lr_schedule, config.n_steps, config.warmup_steps, config.final_lr_frac,
+    sched = make_schedule(config.lr_schedule, config.steps, config.lr_warmup_steps, config.lr_final_frac,
                           **({'decay_start': config.decay_start} if config.lr_schedule == 'linear' else {}))
-    train_loop(loss_fn, opt, config.n_steps, coeffs=coeffs, lr_schedule=sched,
+    train_loop(loss_fn, opt, config.steps, coeffs=coeffs, lr_schedule=sched,
                before_step=lambda step: sae.project_decoder_grad(), after_step=after_step,
                log_every=config.log_every, eval_fn=eval_fn, eval_every=config.eval_every,
                checkpoint_fn=ckpt_fn, checkpoint_every=config.checkpoint_every, start_step=start, history=history,

@@ -16,6 +16,7 @@ from ..core import check_positive_int
 from ..data import mmcs
 from .base import SAE, SAEConfig, PreActs, SparseCodes, evaluate_sae, register_sae, train_sae
 from ..spd.importance import lower_leaky_hard_sigmoid, make_ci_fn, sample_masks, upper_leaky_hard_sigmoid
+from ..spd.losses import importance_minimality_loss
 
 # %% auto #0
 __all__ = ['topk_select', 'batchtopk_select', 'TopKSAE', 'BatchTopKSAE', 'jumprelu', 'step_l0', 'JumpReLUSAE',
@@ -316,25 +317,25 @@ class StochasticSAE(SAE):
     architecture: ClassVar[str] = 'stochastic'
     saelens_architecture: ClassVar[str | None] = None  # its gates are a network
     sparse_grad: ClassVar[bool] = False
-    default_coeffs: ClassVar[dict] = {'recon': 1.0, 'recon_ci': 1.0, 'imp_min': 0.1}
+    default_coeffs: ClassVar[dict] = {'recon': 1.0, 'recon_ci': 1.0, 'importance_minimality': 0.1}
 
     def __init__(self, d_in: int,  # input size
                  n_features: int,  # dictionary size
                  *,
                  ci_fn: str = 'mlp',  # SPD CI function kind: 'mlp', 'vector_mlp' or 'shared_mlp'
                  ci_hidden: tuple[int, ...] | list[int] = (16,),  # its hidden widths
-                 pnorm: float = 1.0,  # exponent p of the importance-minimality penalty
-                 mask_kind: str = 'continuous',  # 'continuous' (r ~ U(0,1)) or 'binomial'
+                 p: float = 1.0,  # exponent p of the importance-minimality penalty
+                 sampling: str = 'continuous',  # 'continuous' (r ~ U(0,1)) or 'binomial'
                  **kwargs,  # `SAE` options
                 ):
         super().__init__(d_in, n_features, **kwargs)
-        if mask_kind not in ('continuous', 'binomial'): raise ValueError(f"mask_kind={mask_kind!r}: use 'continuous' or 'binomial'")
-        if not (isinstance(pnorm, (int, float)) and pnorm > 0): raise ValueError(f"pnorm={pnorm!r}: expected a positive number")
+        if sampling not in ('continuous', 'binomial'): raise ValueError(f"sampling={sampling!r}: use 'continuous' or 'binomial'")
+        if not (isinstance(p, (int, float)) and p > 0): raise ValueError(f"p={p!r}: expected a positive number")
         with torch.random.fork_rng(devices=[]):  # the CI function's initialisation follows `seed`, global RNG untouched
             torch.manual_seed(self.init_kwargs['seed'])
             self.ci_fn = make_ci_fn(ci_fn, self.d_enc, self.n_features, tuple(ci_hidden)).to(self.device)
-        self.pnorm, self.mask_kind = float(pnorm), mask_kind
-        self.init_kwargs.update(ci_fn=ci_fn, ci_hidden=list(ci_hidden), pnorm=pnorm, mask_kind=mask_kind)
+        self.p, self.sampling = float(p), sampling
+        self.init_kwargs.update(ci_fn=ci_fn, ci_hidden=list(ci_hidden), p=p, sampling=sampling)
 
     def causal_importance(self, x) -> Tensor:
         "(..., n_features) causal importances c in [0, 1] of the features on `x: (..., d_in)`."
@@ -344,12 +345,12 @@ class StochasticSAE(SAE):
 
     def _activate(self, pre: PreActs, y_n: Tensor | None = None):
         a = pre.z.relu()
-        p = self.ci_fn(pre.z, pre.h)
-        ci = lower_leaky_hard_sigmoid(p)
-        terms = {'imp_min': (upper_leaky_hard_sigmoid(p) + 1e-12).pow(self.pnorm).sum(-1).mean()}
+        g = self.ci_fn(pre.z, pre.h)
+        ci = lower_leaky_hard_sigmoid(g)
+        terms = {'importance_minimality': importance_minimality_loss({'features': upper_leaky_hard_sigmoid(g)}, self.p)}
         if not self.training: return a * ci, terms
         if y_n is not None: terms['recon_ci'] = (self._decode_n(a * ci) - y_n).pow(2).sum(-1).mean()
-        return a * sample_masks(ci, self.mask_kind)[0], terms
+        return a * sample_masks(ci, self.sampling)[0], terms
 
 # %% ../../nbs/21_sae.variants.ipynb #42c907ca
 @register_sae
