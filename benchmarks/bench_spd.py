@@ -102,10 +102,10 @@ class RefSPD:
 
     def imp_min(self, x):
         _, up = self.ci(x)  # CI recomputed for this term
-        return sum((g + self.cfg.imp_min_eps).pow(self.cfg.p).flatten(0, -2).mean(0).sum() for g in up.values())
+        return sum((g + self.cfg.losses['importance_minimality'].eps).pow(self.cfg.losses['importance_minimality'].p).flatten(0, -2).mean(0).sum() for g in up.values())
 
     def terms(self, x):
-        S, t = self.cfg.n_mask_samples, {}
+        S, t = self.cfg.losses['stochastic_recon'].n_mask_samples, {}
         t['faithfulness'] = self.faithfulness()
         lo, _ = self.ci(x)  # CI for the all-layer term
         rec = 0.0
@@ -170,7 +170,8 @@ CASES = {
 
 def build(case: dict, batch: int | None = None, C=None):
     cfg = SPDConfig(target_modules=case['modules'], C=case['C'] if C is None else C, distance=case['distance'],
-                    p=case['p'], batch_size=batch or case['batch'], n_mask_samples=1, progress=False, device='cpu')
+                    losses={'importance_minimality': {'p': case['p']}, 'stochastic_recon': {'n_mask_samples': 1}},
+                    batch_size=batch or case['batch'], progress=False, device='cpu')
     cm = ComponentModel(case['make'](), cfg.target_modules, cfg.C, ci_fn='mlp', ci_hidden=(16,), seed=0)
     x = case['data'](cfg.batch_size, torch.Generator().manual_seed(0))
     return cm, cfg, x

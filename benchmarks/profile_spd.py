@@ -31,9 +31,9 @@ def staged_step(d: DecompSPD, x, marks: dict):
     with record_function('4 stochastic recon (masks + batched forward)'):
         rec = stochastic_recon_losses(cm, x, lo, tout, distance=cfg.distance, generator=d.gen)
     t = lap('4 stochastic recon (masks + batched forward)', t)
-    with record_function('5 importance minimality'): imp = importance_minimality_loss(up, p=cfg.p)
+    with record_function('5 importance minimality'): imp = importance_minimality_loss(up, p=cfg.losses['importance_minimality'].p)
     t = lap('5 importance minimality', t)
-    loss = faith + rec['stochastic_recon'] + rec['stochastic_recon_layerwise'] + cfg.importance_minimality_coeff * imp
+    loss = faith + rec['stochastic_recon'] + rec['stochastic_recon_layerwise'] + cfg.losses['importance_minimality'].coeff * imp
     d.opt.zero_grad(set_to_none=True)
     with record_function('6 backward'): loss.backward()
     t = lap('6 backward', t)

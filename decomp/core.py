@@ -123,6 +123,18 @@ def _plain(v: Any):
     return v
 
 # %% ../nbs/00_core.ipynb #568c472b
+def _updated(cur, new):
+    "`new` merged onto the current value `cur`: a mapping updates a Config, or a dict of Configs, key by key; anything else replaces."
+    if not isinstance(new, Mapping): return new
+    if isinstance(cur, Config):
+        base = cur.to_dict()
+        for k, v in new.items(): base[k] = _updated(getattr(cur, k, None), v)
+        return base
+    if isinstance(cur, Mapping) and cur and all(isinstance(x, Config) for x in cur.values()):
+        return {**{k: x.to_dict() for k, x in cur.items()}, **{k: _updated(cur.get(k), v) for k, v in new.items()}}
+    return new
+
+
 @dataclasses.dataclass
 class Config:
     "Base class for decomp's dataclass configs: strict `from_dict`, YAML round-trip, `replace`, old names that name their new one."
@@ -172,9 +184,9 @@ class Config:
                 where = sorted({s for b in bad if (s := synced[b]) is not None})
                 raise ValueError(f"{k}: {bad} cannot be set under {k}: " + (f"set {where} at the top level of {cls.__name__} "
                                  "(or on the command line)" if where else "the run sets them"))
-            base = default.to_dict()
-            for s in synced: base.pop(s, None)
-            d[k] = {**base, **v}
+            merged = _updated(default, v)
+            for s in synced: merged.pop(s, None)
+            d[k] = merged
         hints = typing.get_type_hints(cls)
         return cls(**{k: _coerce(k, hints.get(k, Any), v) for k, v in d.items()})
 
@@ -205,8 +217,13 @@ class Config:
         return cls.from_dict(d)
 
     def replace(self, **changes):
-        "A copy with `changes` applied (validated like `from_dict`)."
-        return type(self).from_dict({**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, **changes})
+        "A copy with `changes` applied (validated like `from_dict`); a mapping updates a nested config key by key."
+        merged = {}
+        for k, v in changes.items():
+            merged[k] = _updated(getattr(self, k, None), v)
+            if isinstance(merged[k], dict) and merged[k] is not v:
+                for s in self.nested_sync.get(k, {}): merged[k].pop(s, None)
+        return type(self).from_dict({**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}, **merged})
 
 # %% ../nbs/00_core.ipynb #7fb34389
 _TREF = '__tensor__:'

@@ -34,9 +34,10 @@ __all__ = ['EXPERIMENT', 'default_spd_config', 'default_causal_config', 'MNISTCo
 def default_spd_config() -> SPDConfig:
     "The SPD settings `decomp mnist` uses unless a config file changes them."
     return SPDConfig(target_modules={'fc1': 200, 'fc2': 100}, C=None, ci_fn='mlp', ci_hidden=[16], init='svd',
-                     faithfulness_coeff=100.0, stochastic_recon_coeff=1.0, stochastic_recon_layerwise_coeff=1.0,
-                     importance_minimality_coeff=3e-3, ci_masked_recon_coeff=1.0, p=1.0, distance='kl',
-                     sampling='continuous', batch_size=256, lr=2e-3, lr_schedule='cosine', eval_every=250, log_every=50,
+                     losses={'faithfulness': {'coeff': 100.0}, 'stochastic_recon': {'coeff': 1.0, 'layerwise_coeff': 1.0,
+                                                                          'sampling': 'continuous'},
+                             'importance_minimality': {'coeff': 3e-3, 'p': 1.0}, 'ci_masked_recon': {'coeff': 1.0}},
+                     distance='kl', batch_size=256, lr=2e-3, lr_schedule='cosine', eval_every=250, log_every=50,
                      steps=2000, seed=0, device='cpu')
 
 
@@ -111,7 +112,7 @@ def train_predecomposed(config: MNISTConfig,  # the experiment's settings (uses 
         raise ValueError(f"x must be (N, 784) flattened images and y (N,) labels; got {tuple(x.shape)} and {tuple(y.shape)}")
     dev, sc = get_device(config.device), config.spd
     n_steps = config.predecomposed_n_steps
-    sc = sc.replace(faithfulness_coeff=0.0, steps=n_steps)
+    sc = sc.replace(losses={'faithfulness': {'coeff': 0.0}}, steps=n_steps)
     set_seed(config.seed)
     net = MLP(784, config.hidden, 10, seed=config.seed).to(dev)
     cm = make_component_model(net, sc, init='random', use_delta=False, tie=None)  # the net is its components: no delta

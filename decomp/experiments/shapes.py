@@ -332,8 +332,9 @@ class ShapesConfig(Config):
         "The `SPDConfig` of this run."
         return SPDConfig.from_dict(dict(target_modules={n: self.C[n] for n in self.layers}, C=None, steps=self.steps,
                                         batch_size=self.spd_batch_size, lr=self.spd_lr, init='svd', distance='kl',
-                                        importance_minimality_coeff=self.importance_minimality_coeff, ci_threshold=self.threshold,
-                                        faithfulness_coeff=self.faithfulness_coeff, lr_warmup_steps=self.spd_warmup_steps,
+                                        losses={'importance_minimality': {'coeff': self.importance_minimality_coeff},
+                                                'faithfulness': {'coeff': self.faithfulness_coeff}},
+                                        ci_threshold=self.threshold, lr_warmup_steps=self.spd_warmup_steps,
                                         seed=self.seed, device=self.device, progress=progress, **self.spd_overrides))
 
 # %% ../../nbs/51_shapes.ipynb #75277401

@@ -4,20 +4,24 @@
 
 # %% ../../nbs/13_spd.losses.ipynb #bab1a223
 from __future__ import annotations
-import math
-from typing import Callable, Mapping
+import dataclasses, math
+from typing import Callable, Mapping, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..core import check_positive_int
+from ..core import Config, check_positive_int
 from .importance import batch_noise, sample_masks
 from .model import ComponentModel
 
 # %% auto #0
-__all__ = ['output_distance', 'faithfulness_loss', 'annealed_p', 'importance_minimality_loss', 'stochastic_recon_losses',
-           'stochastic_recon_loss', 'stochastic_recon_layerwise_loss', 'ci_masked_recon_loss', 'component_penalty']
+__all__ = ['LOSS_TERMS', 'output_distance', 'faithfulness_loss', 'annealed_p', 'importance_minimality_loss',
+           'stochastic_recon_losses', 'stochastic_recon_loss', 'stochastic_recon_layerwise_loss',
+           'ci_masked_recon_loss', 'component_penalty', 'TermSettings', 'LossInputs', 'LossTerm',
+           'FaithfulnessSettings', 'faithfulness_term', 'StochasticReconSettings', 'stochastic_recon_term',
+           'ImportanceMinimalitySettings', 'importance_minimality_term', 'ci_masked_recon_term', 'l1_term', 'l2_term',
+           'loss_settings', 'loss_coeffs', 'compute_loss_terms']
 
 # %% ../../nbs/13_spd.losses.ipynb #75a207cd
 def _per_variant_distance(pred: Tensor, target: Tensor, n_var: int, distance) -> Tensor:
@@ -150,3 +154,154 @@ def component_penalty(model: ComponentModel,  # the decomposed model
     elif kind == 'l2': tot = sum(p.pow(2).sum() for p in ps)
     else: raise ValueError(f"kind={kind!r}: use 'l1' or 'l2'")
     return tot / sum(p.numel() for p in ps)
+
+# %% ../../nbs/13_spd.losses.ipynb #a5e926a1
+@dataclasses.dataclass
+class TermSettings(Config):
+    "A loss term's settings: its coefficient (0: not computed) and whatever else the term reads."
+    coeff: float = 0.0  # weight of the term in the total loss
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            if f.name.endswith('coeff') and not getattr(self, f.name) >= 0:
+                raise ValueError(f"{f.name}={getattr(self, f.name)!r}: expected a coefficient >= 0 (0: the term is not computed)")
+
+    def coeffs(self, name: str) -> dict[str, float]:
+        "{logged term name: coefficient} of what this row computes (one term `name`, by default)."
+        return {name: float(self.coeff)}
+
+
+class LossInputs(NamedTuple):
+    "What every loss term may read for one batch: computed once per step by `spd_loss_terms`."
+    model: ComponentModel  # the decomposed model
+    x: Tensor  # (B, ...) this rank's inputs
+    target_out: Tensor  # (B, ...) the target's output (no grad)
+    ci_lower: dict[str, Tensor]  # {layer: (B, ..., C)} lower-leaky importances (masks)
+    ci_upper: dict[str, Tensor]  # {layer: (B, ..., C)} upper-leaky importances (minimality)
+    frac: float  # fraction of training done (annealing)
+    distance: str | Callable  # output distance of the run: 'mse', 'kl' or a callable
+    generator: torch.Generator | None  # RNG of the stochastic masks (on x's device)
+    shard: tuple[int, int] | None  # (rank, world) under torchrun: x is this rank's share of the batch
+    wanted: frozenset[str]  # the logged names of this row with a nonzero coefficient
+
+
+class LossTerm(NamedTuple):
+    "One row of the loss table: the function and the settings class of one SPD loss term (or of terms computed together)."
+    fn: Callable[[LossInputs, TermSettings], Tensor | Mapping[str, Tensor]]  # (inputs, settings) -> scalar, or {name: scalar}
+    settings: type[TermSettings]  # its settings dataclass; its defaults are the term's defaults
+
+# %% ../../nbs/13_spd.losses.ipynb #919e2cfd
+_SAMPLING = ('continuous', 'binomial')
+
+@dataclasses.dataclass
+class FaithfulnessSettings(TermSettings):
+    "Faithfulness: coefficient, and the optional faithfulness-only warm-up of V, U before training."
+    coeff: float = 1.0
+    warmup_steps: int = 0  # AdamW steps on the faithfulness loss alone before the main loop
+    warmup_lr: float = 0.01
+    warmup_weight_decay: float = 0.1
+
+def faithfulness_term(inp: LossInputs, s: FaithfulnessSettings) -> Tensor:
+    "`faithfulness_loss`, in float32 even under autocast (it measures weight differences of about 1e-6)."
+    with torch.autocast(inp.x.device.type, enabled=False): return faithfulness_loss(inp.model)
+
+
+@dataclasses.dataclass
+class StochasticReconSettings(TermSettings):
+    "Stochastic reconstruction: all layers masked at once (`coeff`) and one layer at a time (`layerwise_coeff`), one batched forward."
+    coeff: float = 1.0  # 'stochastic_recon'
+    layerwise_coeff: float = 1.0  # 'stochastic_recon_layerwise'
+    sampling: str = 'continuous'  # mask noise: 'continuous' or 'binomial'
+    n_mask_samples: int = 1  # masks per input, all in one batched forward
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.sampling not in _SAMPLING: raise ValueError(f"sampling={self.sampling!r}: use one of {_SAMPLING}")
+        check_positive_int(self.n_mask_samples, 'n_mask_samples')
+
+    def coeffs(self, name: str) -> dict[str, float]:
+        return {name: float(self.coeff), f'{name}_layerwise': float(self.layerwise_coeff)}
+
+def stochastic_recon_term(inp: LossInputs, s: StochasticReconSettings) -> dict[str, Tensor]:
+    "`stochastic_recon_losses` for the wanted variants."
+    return stochastic_recon_losses(inp.model, inp.x, inp.ci_lower, inp.target_out, all_layers='stochastic_recon' in inp.wanted,
+                                   layerwise='stochastic_recon_layerwise' in inp.wanted, n_samples=s.n_mask_samples,
+                                   sampling=s.sampling, distance=inp.distance, generator=inp.generator, shard=inp.shard)
+
+
+@dataclasses.dataclass
+class ImportanceMinimalitySettings(TermSettings):
+    "Importance minimality: coefficient, exponent p (annealed linearly to p_final between the two fractions of training), eps."
+    coeff: float = 3e-3
+    p: float = 1.0  # exponent
+    p_final: float | None = None  # anneal p to this (None: constant)
+    p_anneal_start_frac: float = 1.0
+    p_anneal_end_frac: float = 1.0
+    eps: float = 1e-12  # added before the power
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.p > 0 or (self.p_final is not None and not self.p_final > 0):
+            raise ValueError(f"p={self.p!r}, p_final={self.p_final!r}: expected positive exponents")
+
+def importance_minimality_term(inp: LossInputs, s: ImportanceMinimalitySettings) -> Tensor:
+    "`importance_minimality_loss` of the upper-leaky importances at the annealed p."
+    p = annealed_p(inp.frac, s.p, s.p_final, s.p_anneal_start_frac, s.p_anneal_end_frac)
+    return importance_minimality_loss(inp.ci_upper, p=p, eps=s.eps)
+
+
+def ci_masked_recon_term(inp: LossInputs, s: TermSettings) -> Tensor:
+    "`ci_masked_recon_loss`: every layer masked by its importances."
+    return ci_masked_recon_loss(inp.model, inp.x, inp.ci_lower, inp.target_out, inp.distance)
+
+def l1_term(inp: LossInputs, s: TermSettings) -> Tensor:
+    "`component_penalty(model, 'l1')`: mean |V|, |U|."
+    return component_penalty(inp.model, 'l1')
+
+def l2_term(inp: LossInputs, s: TermSettings) -> Tensor:
+    "`component_penalty(model, 'l2')`: mean V^2, U^2."
+    return component_penalty(inp.model, 'l2')
+
+
+LOSS_TERMS: dict[str, LossTerm] = {  # computed in this order; a row whose coefficients are all 0 is not computed
+    'faithfulness': LossTerm(faithfulness_term, FaithfulnessSettings),
+    'stochastic_recon': LossTerm(stochastic_recon_term, StochasticReconSettings),
+    'importance_minimality': LossTerm(importance_minimality_term, ImportanceMinimalitySettings),
+    'ci_masked_recon': LossTerm(ci_masked_recon_term, TermSettings),
+    'l1': LossTerm(l1_term, TermSettings),
+    'l2': LossTerm(l2_term, TermSettings),
+}
+
+# %% ../../nbs/13_spd.losses.ipynb #a455dd15
+def loss_settings(losses: Mapping | None = None,  # {row name: settings, or a mapping updating the row's defaults}
+                 ) -> dict[str, TermSettings]:
+    "Settings of every row of `LOSS_TERMS` (in table order): the given ones, the rest at their defaults."
+    losses = dict(losses or {})
+    unknown = sorted(set(losses) - set(LOSS_TERMS))
+    if unknown: raise ValueError(f"unknown loss term(s) {unknown}; the loss table has {list(LOSS_TERMS)}")
+    out = {}
+    for name, row in LOSS_TERMS.items():
+        v = losses.get(name, {})
+        if isinstance(v, TermSettings) and not isinstance(v, row.settings):
+            raise TypeError(f"losses[{name!r}] is a {type(v).__name__}; expected {row.settings.__name__}")
+        out[name] = v if isinstance(v, TermSettings) else row.settings.from_dict(v)
+    return out
+
+
+def loss_coeffs(settings: Mapping[str, TermSettings],  # from `loss_settings`
+               ) -> dict[str, float]:
+    "{logged term name: coefficient} of every term that is computed (nonzero coefficient), in table order."
+    return {k: c for name, s in settings.items() for k, c in s.coeffs(name).items() if c}
+
+
+def compute_loss_terms(inputs: LossInputs,  # the step's shared inputs (`wanted` is set per row here)
+                       settings: Mapping[str, TermSettings],  # from `loss_settings`
+                      ) -> dict[str, Tensor]:
+    "The unweighted terms of exactly the rows with a nonzero coefficient, in table order."
+    terms = {}
+    for name, row in LOSS_TERMS.items():
+        wanted = frozenset(k for k, c in settings[name].coeffs(name).items() if c)
+        if not wanted: continue
+        out = row.fn(inputs._replace(wanted=wanted), settings[name])
+        terms.update(out if isinstance(out, Mapping) else {name: out})
+    return terms

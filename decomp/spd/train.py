@@ -8,15 +8,15 @@ import dataclasses
 
 import yaml
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import Tensor
 
 from ..core import Config, load_checkpoint
 from .importance import CI_KINDS
-from .losses import (annealed_p, ci_masked_recon_loss, component_penalty, faithfulness_loss,
-                               importance_minimality_loss, output_distance, stochastic_recon_losses)
+from .losses import (LOSS_TERMS, LossInputs, ci_masked_recon_loss, compute_loss_terms, faithfulness_loss,
+                               loss_coeffs, loss_settings, output_distance)
 from .model import ComponentModel
 from ..distributed import dist_info
 from ..train import History, Method, fit
@@ -26,12 +26,20 @@ __all__ = ['SPDConfig', 'spd_loss_terms', 'SPD', 'spd_eval_metrics', 'make_compo
            'tms_fast_config', 'tms_recovery']
 
 # %% ../../nbs/14_spd.train.ipynb #a1bf4188
-_DISTANCES, _SAMPLING, _SCHEDULES = ('mse', 'kl'), ('continuous', 'binomial'), ('constant', 'cosine', 'linear')
+_DISTANCES, _SCHEDULES = ('mse', 'kl'), ('constant', 'cosine', 'linear')
 
 
 @dataclasses.dataclass
 class SPDConfig(Config):
-    "Everything that defines an SPD run (YAML round trip via `to_yaml`/`from_yaml`)."
+    "Everything that defines an SPD run (YAML round trip via `to_yaml`/`from_yaml`); each loss term's settings sit in `losses`."
+    renamed = {**{f'{t}_coeff': f'losses.{t}.coeff' for t in ('faithfulness', 'stochastic_recon', 'importance_minimality',
+                                                                'ci_masked_recon', 'l1', 'l2')},
+               'stochastic_recon_layerwise_coeff': 'losses.stochastic_recon.layerwise_coeff',
+               **{k: f'losses.importance_minimality.{k}' for k in ('p', 'p_final', 'p_anneal_start_frac', 'p_anneal_end_frac')},
+               'imp_min_eps': 'losses.importance_minimality.eps', 'pnorm': 'losses.importance_minimality.p',
+               'sampling': 'losses.stochastic_recon.sampling', 'mask_kind': 'losses.stochastic_recon.sampling',
+               'n_mask_samples': 'losses.stochastic_recon.n_mask_samples',
+               **{f'faithfulness_warmup_{k}': f'losses.faithfulness.warmup_{k}' for k in ('steps', 'lr', 'weight_decay')}}
     target_modules: list[str] | dict[str, int]  # layers to decompose: names/glob patterns, or {pattern: C}
     C: int | None = 20  # components per layer (None when target_modules is a dict)
     ci_fn: str = 'mlp'  # CI function kind: 'mlp', 'vector_mlp', 'shared_mlp'
@@ -40,24 +48,9 @@ class SPDConfig(Config):
     tie: dict[str, str] | None = None  # {layer: source}: layer's components are the source's, transposed
     alpha: float = 0.01  # leak of the leaky hard sigmoids
     init: str = 'random'  # component init: 'random' or 'svd'
-    # loss coefficients (0 = term not computed)
-    faithfulness_coeff: float = 1.0
-    stochastic_recon_coeff: float = 1.0
-    stochastic_recon_layerwise_coeff: float = 1.0
-    importance_minimality_coeff: float = 3e-3
-    ci_masked_recon_coeff: float = 0.0
-    l1_coeff: float = 0.0  # mean |V|, |U|
-    l2_coeff: float = 0.0  # mean V^2, U^2
-    # importance minimality
-    p: float = 1.0  # exponent
-    p_final: float | None = None  # anneal p to this (None: constant)
-    p_anneal_start_frac: float = 1.0
-    p_anneal_end_frac: float = 1.0
-    imp_min_eps: float = 1e-12
-    # reconstruction
-    distance: str = 'mse'  # 'mse' or 'kl' (classifier logits)
-    sampling: str = 'continuous'  # mask noise: 'continuous' or 'binomial'
-    n_mask_samples: int = 1  # masks per input, all in one batched forward
+    # the loss table (decomp.spd.losses.LOSS_TERMS): {term: its settings (coeff = 0: not computed)}; terms not given keep their defaults
+    losses: dict[str, Any] = dataclasses.field(default_factory=dict)
+    distance: str = 'mse'  # output distance of the reconstruction terms: 'mse' or 'kl' (classifier logits)
     # speed
     compile: bool = False  # torch.compile the CI functions (pays on GPUs; compiling takes about a minute)
     amp_dtype: str | None = None  # 'bfloat16': autocast the forward passes to bfloat16 (mixed precision, for CUDA)
@@ -70,9 +63,6 @@ class SPDConfig(Config):
     lr_final_frac: float = 0.0
     weight_decay: float = 0.0  # AdamW decoupled weight decay on V, U (not on CI functions)
     grad_clip: float | None = None
-    faithfulness_warmup_steps: int = 0  # steps of faithfulness-only training of V, U before the main loop
-    faithfulness_warmup_lr: float = 0.01
-    faithfulness_warmup_weight_decay: float = 0.1
     # bookkeeping
     seed: int = 0
     device: str = 'auto'  # 'auto', 'cpu', 'cuda', ...
@@ -84,64 +74,45 @@ class SPDConfig(Config):
     progress: bool = True  # tqdm bar
 
     def __post_init__(self):
+        self.losses = loss_settings(self.losses)
         if self.ci_fn not in CI_KINDS: raise ValueError(f"ci_fn={self.ci_fn!r}: use one of {CI_KINDS}")
         if self.distance not in _DISTANCES: raise ValueError(f"distance={self.distance!r}: use one of {_DISTANCES}")
-        if self.sampling not in _SAMPLING: raise ValueError(f"sampling={self.sampling!r}: use one of {_SAMPLING}")
         if self.amp_dtype not in (None, 'bfloat16'): raise ValueError(f"amp_dtype={self.amp_dtype!r}: use None or 'bfloat16'")
         if self.lr_schedule not in _SCHEDULES: raise ValueError(f"lr_schedule={self.lr_schedule!r}: use one of {_SCHEDULES}")
-        for f in ('steps', 'batch_size', 'n_mask_samples', 'log_every'):
+        for f in ('steps', 'batch_size', 'log_every'):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0: raise ValueError(f"{f}={v!r}: expected a positive integer")
         for f in ('eval_every', 'checkpoint_every', 'C'):
             v = getattr(self, f)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
                 raise ValueError(f"{f}={v!r}: expected a positive integer or None")
-        for f in ('faithfulness_coeff', 'stochastic_recon_coeff', 'stochastic_recon_layerwise_coeff', 'importance_minimality_coeff',
-                  'ci_masked_recon_coeff', 'l1_coeff', 'l2_coeff', 'weight_decay', 'faithfulness_warmup_steps', 'lr_warmup_steps'):
+        for f in ('weight_decay', 'lr_warmup_steps'):
             if getattr(self, f) < 0: raise ValueError(f"{f}={getattr(self, f)!r}: expected a value >= 0")
         if not self.lr > 0: raise ValueError(f"lr={self.lr!r}: expected a positive learning rate")
-        if not self.p > 0 or (self.p_final is not None and not self.p_final > 0):
-            raise ValueError(f"p={self.p!r}, p_final={self.p_final!r}: expected positive exponents")
-        if not any((self.stochastic_recon_coeff, self.stochastic_recon_layerwise_coeff, self.ci_masked_recon_coeff)):
-            raise ValueError("every reconstruction coefficient is 0: set stochastic_recon_coeff and/or stochastic_recon_layerwise_coeff > 0")
+        if not {'stochastic_recon', 'stochastic_recon_layerwise', 'ci_masked_recon'} & set(self.coeffs()):
+            raise ValueError("every reconstruction coefficient is 0: set losses.stochastic_recon.coeff and/or "
+                             "losses.stochastic_recon.layerwise_coeff > 0")
         if self.checkpoint_every is not None and self.checkpoint_dir is None:
             raise ValueError(f"checkpoint_every={self.checkpoint_every} needs checkpoint_dir (a folder for the checkpoints)")
 
     def coeffs(self) -> dict[str, float]:
         "{loss term name: coefficient} of the terms that are computed."
-        c = {'faithfulness': self.faithfulness_coeff, 'stochastic_recon': self.stochastic_recon_coeff,
-             'stochastic_recon_layerwise': self.stochastic_recon_layerwise_coeff,
-             'importance_minimality': self.importance_minimality_coeff, 'ci_masked_recon': self.ci_masked_recon_coeff,
-             'l1': self.l1_coeff, 'l2': self.l2_coeff}
-        return {k: float(v) for k, v in c.items() if v}
+        return loss_coeffs(self.losses)
+
 
 # %% ../../nbs/14_spd.train.ipynb #13c2b5e3
 def spd_loss_terms(model: ComponentModel,  # the decomposed model
                    x: Tensor,  # (B, ...) input batch
-                   config: SPDConfig,  # coefficients, p schedule, distance, sampling
+                   config: SPDConfig,  # its losses (the settings of every term), distance, steps
                    step: int = 0,  # current step (for the p schedule)
                    generator: torch.Generator | None = None,  # mask RNG (on x's device)
                    shard: tuple[int, int] | None = None,  # (rank, world) under torchrun: x is this rank's share of the batch
                   ) -> dict[str, Tensor]:
-    "The unweighted SPD loss terms for one batch (only those with a nonzero coefficient)."
-    c = config.coeffs()
+    "The unweighted SPD loss terms for one batch: the rows of the loss table with a nonzero coefficient."
     with torch.no_grad(): target_out, inputs = model.forward_with_cache(x)
     ci_lo, ci_up = model.calc_ci(inputs)
-    terms = {}
-    if 'faithfulness' in c:  # in float32 even under autocast: it measures differences of about 1e-6
-        with torch.autocast(x.device.type, enabled=False): terms['faithfulness'] = faithfulness_loss(model)
-    if 'stochastic_recon' in c or 'stochastic_recon_layerwise' in c:
-        terms.update(stochastic_recon_losses(
-            model, x, ci_lo, target_out, all_layers='stochastic_recon' in c, layerwise='stochastic_recon_layerwise' in c,
-            n_samples=config.n_mask_samples, sampling=config.sampling, distance=config.distance, generator=generator,
-            shard=shard))
-    if 'importance_minimality' in c:
-        p = annealed_p(step / config.steps, config.p, config.p_final, config.p_anneal_start_frac, config.p_anneal_end_frac)
-        terms['importance_minimality'] = importance_minimality_loss(ci_up, p=p, eps=config.imp_min_eps)
-    if 'ci_masked_recon' in c: terms['ci_masked_recon'] = ci_masked_recon_loss(model, x, ci_lo, target_out, config.distance)
-    if 'l1' in c: terms['l1'] = component_penalty(model, 'l1')
-    if 'l2' in c: terms['l2'] = component_penalty(model, 'l2')
-    return terms
+    return compute_loss_terms(LossInputs(model, x, target_out, ci_lo, ci_up, step / config.steps, config.distance, generator,
+                                         shard, frozenset()), config.losses)
 
 
 class SPD(Method):
@@ -182,7 +153,7 @@ class SPD(Method):
 
     def on_fit_start(self, resumed: bool):
         "The faithfulness warm-up of a fresh run; compiling the CI functions (in place: names and checkpoints unchanged)."
-        if not resumed and self.config.faithfulness_warmup_steps: _faithfulness_warmup(self.model, self.config)
+        if not resumed and self.config.losses['faithfulness'].warmup_steps: _faithfulness_warmup(self.model, self.config)
         if self.config.compile:
             for f in self.model.ci_fns.values(): f.compile()
 
@@ -218,9 +189,9 @@ def spd_eval_metrics(model: ComponentModel,  # the decomposed model
 # %% ../../nbs/14_spd.train.ipynb #769a8a27
 def _faithfulness_warmup(model: ComponentModel, config: SPDConfig):
     "Fit V, U to the target weights alone (AdamW, faithfulness loss) before the main loop."
-    opt = torch.optim.AdamW(model.component_parameters(), lr=config.faithfulness_warmup_lr,
-                            weight_decay=config.faithfulness_warmup_weight_decay)
-    for _ in range(config.faithfulness_warmup_steps):
+    s = config.losses['faithfulness']
+    opt = torch.optim.AdamW(model.component_parameters(), lr=s.warmup_lr, weight_decay=s.warmup_weight_decay)
+    for _ in range(s.warmup_steps):
         loss = faithfulness_loss(model)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -279,9 +250,10 @@ def load_spd(path: str | Path,  # a train_spd step_<n>/ checkpoint, or a folder 
 # %% ../../nbs/14_spd.train.ipynb #a69cb1d2
 def tms_fast_config(**overrides) -> SPDConfig:
     "The short TMS 5-2 recipe (3000 steps at batch 512, tied components, delta + faithfulness warm-up, lr 3e-3); `overrides` change fields."
-    return SPDConfig(**{**dict(target_modules=['linear1', 'linear2'], C=20, tie={'linear2': 'linear1'}, use_delta=True,
-                               faithfulness_coeff=0.0, faithfulness_warmup_steps=200, lr=3e-3, steps=3000, batch_size=512,
-                               log_every=50, seed=0, progress=False), **overrides})
+    cfg = SPDConfig(target_modules=['linear1', 'linear2'], C=20, tie={'linear2': 'linear1'}, use_delta=True,
+                    losses={'faithfulness': {'coeff': 0.0, 'warmup_steps': 200}}, lr=3e-3, steps=3000, batch_size=512,
+                    log_every=50, seed=0, progress=False)
+    return cfg.replace(**overrides) if overrides else cfg
 
 
 @torch.no_grad()
