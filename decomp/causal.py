@@ -63,7 +63,7 @@ class LassoResult:
     alpha: Tensor  # (C2,) the penalty used for each downstream component
     top: Tensor  # (C2, top_k) upstream indices with the largest |coef|, -1 where fewer are non-zero
 
-
+# %% ../nbs/30_causal.ipynb #100f803d
 def _standardise(a: np.ndarray, ref: np.ndarray) -> np.ndarray:
     mu, sd = ref.mean(0), ref.std(0)
     return (a - mu) / np.where(sd > 0, sd, 1.0)
@@ -128,7 +128,7 @@ class StepwiseResult:
     order: Tensor  # (C2, K) upstream indices in the order they were added, -1 after the predictors ran out
     r2: Tensor  # (C2, K + 1) in-sample R² after 0, 1, ..., K predictors (r2[:, 0] = 0)
 
-
+# %% ../nbs/30_causal.ipynb #46a952ed
 def stepwise_regression(x: Tensor,  # (N, C1) upstream activations (predictors)
                         y: Tensor,  # (N, C2) downstream activations to predict
                         k: int = 10,  # maximum number of predictors (clipped to C1)
@@ -200,7 +200,7 @@ class SignAgreement:
     n_compared: int  # number of connections compared
     flips: list  # [(i, j, predicted, measured)] for the disagreeing connections, largest |measured| first (i, j: labels)
 
-
+# %% ../nbs/30_causal.ipynb #28a0de3e
 def sign_agreement(predicted: Tensor,  # (C1, C2) e.g. weight paths U1 @ V2
                    measured: Tensor,  # (C1, C2) e.g. causal effects
                    mask: Tensor | None = None,  # (C1, C2) bool, connections to compare; None = both non-zero
@@ -255,7 +255,7 @@ def count_crossings(pos_left: Sequence[float] | np.ndarray,  # (E,) position of 
         n += int((du * dv < 0).sum())
     return n // 2
 
-
+# %% ../nbs/30_causal.ipynb #8b50606e
 @dataclasses.dataclass
 class BipartiteLayout:
     "Node orders of a two-column drawing and what crossing minimisation achieved."
@@ -273,7 +273,7 @@ class BipartiteLayout:
             for k, node in enumerate(nodes): pos[node] = (x, (n - 1) / 2 - k)
         return pos
 
-
+# %% ../nbs/30_causal.ipynb #7c06f68f
 def _edge_positions(A: np.ndarray, pl: np.ndarray, pr: np.ndarray):
     r, c = np.nonzero(A)
     return pl[r], pr[c]
@@ -393,7 +393,7 @@ def plot_effect_matrix(effect: Tensor,  # (C1, C2) causal effects
                    title=title, cbar_label='effect E[act_j | i on] − E[act_j | i off]', annotate=mask is not None)
     return _save(fig, path)
 
-
+# %% ../nbs/30_causal.ipynb #d4f1c7a5
 def plot_weight_paths(paths: Tensor,  # (C1, C2) U1 @ V2
                       labels_up: Sequence | None = None, labels_down: Sequence | None = None,
                       names: tuple[str, str] = ('upstream', 'downstream'),
@@ -406,7 +406,7 @@ def plot_weight_paths(paths: Tensor,  # (C1, C2) U1 @ V2
                    title=f'Weight paths $U_1 V_2$: {names[0]} → {names[1]} (structural)', cbar_label='$u_i \\cdot v_j$')
     return _save(fig, path)
 
-
+# %% ../nbs/30_causal.ipynb #7c338fa0
 def plot_connectivity(coef: Tensor,  # (C1, C2) lasso coefficients (standardised)
                       labels_up: Sequence | None = None, labels_down: Sequence | None = None,
                       r2: Tensor | None = None,  # (C2,) held-out R², shown in the row labels
@@ -421,7 +421,7 @@ def plot_connectivity(coef: Tensor,  # (C1, C2) lasso coefficients (standardised
                    title=f'Lasso connectivity {names[0]} → {names[1]}', cbar_label='standardised lasso coefficient')
     return _save(fig, path)
 
-
+# %% ../nbs/30_causal.ipynb #1c7b605f
 def plot_ci_correlation(corr: Tensor,  # (C1 + C2, C1 + C2) correlation matrix
                         labels: Sequence | None = None,  # one label per row
                         n_up: int | None = None,  # number of upstream rows: draws the block boundary
@@ -435,7 +435,7 @@ def plot_ci_correlation(corr: Tensor,  # (C1 + C2, C1 + C2) correlation matrix
                    cbar_label='Pearson correlation', hlines=lines, vlines=lines)
     return _save(fig, path)
 
-
+# %% ../nbs/30_causal.ipynb #a3857b66
 def plot_stepwise(r2: Tensor,  # (C2, K + 1) R² after 0..K predictors
                   labels_down: Sequence | None = None,
                   path: str | Path | None = None,
@@ -453,7 +453,7 @@ def plot_stepwise(r2: Tensor,  # (C2, K + 1) R² after 0..K predictors
     ax.legend(fontsize=7, ncol=2 if len(ld) > 6 else 1, loc='lower right')
     return _save(fig, path)
 
-
+# %% ../nbs/30_causal.ipynb #44b721f3
 def plot_sign_agreement(effect: Tensor,  # (C1, C2) causal effects
                         paths: Tensor | None = None,  # (C1, C2) raw weight paths U1 @ V2 (left panel)
                         predicted: Tensor | None = None,  # (C1, C2) first-order prediction (right panel)
@@ -491,7 +491,7 @@ def causal_graph(effect: Tensor,  # (C1, C2) causal effects
     G.add_edges_from((('up', i), ('down', j), {'effect': float(effect[i, j])}) for i, j in torch.nonzero(mask).tolist())
     return G, left, right
 
-
+# %% ../nbs/30_causal.ipynb #2b3a4187
 def plot_causal_graph(effect: Tensor,  # (C1, C2) causal effects
                       mask: Tensor | None = None,  # (C1, C2) bool edges to draw (default: non-zero effects)
                       labels_up: Sequence | None = None, labels_down: Sequence | None = None,
@@ -541,7 +541,7 @@ class ComponentActivations:
     activation: str  # 'inner' (x @ V times |u_c|) or 'ci'
     n_samples: int
 
-
+# %% ../nbs/30_causal.ipynb #70cbb8cf
 def _check_cm(cm, names: Sequence[str]):
     if not isinstance(cm, ComponentModel):
         raise TypeError(f"component_model must be a decomp.spd.model.ComponentModel, got {type(cm).__name__}")
@@ -556,7 +556,8 @@ def _model_device(cm: nn.Module, device) -> torch.device:
 
 
 def _batches(data, batch_size: int, max_samples: int | None):
-    "Yield input tensors of at most `batch_size` rows, `max_samples` rows in all."
+    """Yield input tensors of at most `batch_size` rows, `max_samples` rows in all: every sample once, in order (an evaluation
+    pass; training draws its batches from `decomp.data.Batcher`, which shuffles, repeats and is addressed by step)."""
     left = float('inf') if max_samples is None else check_positive_int(max_samples, 'max_samples')
     if torch.is_tensor(data):
         if data.dim() < 2: raise ValueError(f"data has shape {tuple(data.shape)}; expected (N, ...) with a sample dimension first")
@@ -669,7 +670,7 @@ class CausalEffects:
     n_forward_calls: int  # forward calls made (target passes + ablation calls)
     n_row_passes: int  # sample-passes through the layers between upstream and downstream: N * (2 + C1)
 
-
+# %% ../nbs/30_causal.ipynb #eb50ffa1
 def _paths_or_nan(comp_up: nn.Module, comp_dn: nn.Module) -> Tensor:
     "Weight paths (C1, C2) of two components objects, or NaNs when the downstream layer cannot read the upstream's output."
     U, V = comp_up.U.detach(), comp_dn.V.detach()
@@ -771,7 +772,7 @@ class CausalConfig(Config):
             if getattr(self, f) is not None: check_positive_int(getattr(self, f), f)
         if not 0 < self.test_frac < 1: raise ValueError(f"test_frac={self.test_frac!r}: expected a number in (0, 1)")
 
-
+# %% ../nbs/30_causal.ipynb #4a0979e2
 @dataclasses.dataclass
 class CausalResult:
     "Everything `analyze_causal` measured; matrices are (alive upstream C1, alive downstream C2), CPU tensors."
@@ -823,7 +824,7 @@ class CausalResult:
                 'sign_flips_paths': len(self.sign_paths.flips), 'sign_flips_predicted': len(self.sign_predicted.flips),
                 'crossings_before': self.layout.crossings_before, 'crossings_after': self.layout.crossings_after}
 
-
+# %% ../nbs/30_causal.ipynb #43a9d9e0
 def analyze_causal(component_model: ComponentModel,  # a (trained) decomposition
                    data,  # (N, ...) inputs, or an iterable of batches
                    upstream: str,  # earlier decomposed layer, e.g. 'fc1'

@@ -101,7 +101,7 @@ class ExplorerState:
         vals = [(a, self.label_names[a][int(y[i])]) for a, y in self.labels.items()]
         return ' '.join(v for _, v in vals) if short else ', '.join(f'{a} {v}' for a, v in vals)
 
-
+# %% ../nbs/41_dashboards.ipynb #ce8955d7
 def _check_layer(state: ExplorerState, layer) -> str:
     if layer not in state.ci: raise ValueError(f"layer={layer!r} is not in this decomposition; choose one of {state.layers}")
     return layer
@@ -308,7 +308,7 @@ def input_data(state: ExplorerState,  # what to show
         out['layers'][k] = e
     return out
 
-
+# %% ../nbs/41_dashboards.ipynb #a4f11d6b
 def input_view(state: ExplorerState,  # what to show
                i: int,  # which input
                max_maps: int = 4,  # spatial maps per conv layer (most important components)
@@ -342,7 +342,7 @@ def input_view(state: ExplorerState,  # what to show
     fig.suptitle(f"{state.name}: which components input {d['index']} uses", fontsize=12)
     return finish_figure(fig, path)
 
-
+# %% ../nbs/41_dashboards.ipynb #079eea22
 def input_label(state: ExplorerState,  # what to show
                 i: int,  # which input
                ) -> str:

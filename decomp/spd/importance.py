@@ -57,7 +57,7 @@ def lower_leaky_hard_sigmoid(x: Tensor,  # pre-activations, any shape
     "`clamp(x, 0, 1)` whose gradient below 0 leaks (`alpha`) only when it pushes `x` up. Used for masks."
     return _LowerLeakyHardSigmoid.apply(x, _check_alpha(alpha))
 
-
+# %% ../../nbs/11_spd.importance.ipynb #ffb703a2
 def upper_leaky_hard_sigmoid(x: Tensor,  # pre-activations, any shape
                              alpha: float = 0.01,  # slope above one
                             ) -> Tensor:
@@ -80,7 +80,7 @@ class ParallelLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return torch.einsum('...ci,cio->...co', x, self.W) + self.b
 
-
+# %% ../../nbs/11_spd.importance.ipynb #1db0bcdd
 _RELU_GAIN = math.sqrt(2.0)
 
 
@@ -118,7 +118,7 @@ class MLPCI(nn.Module):
         out = torch.bmm(h, self.W_out[..., None])[..., 0]  # (C, N)
         return (out.t() + self.b_out).contiguous().reshape(*lead, C)
 
-
+# %% ../../nbs/11_spd.importance.ipynb #a6804c69
 class VectorMLPCI(nn.Module):
     "Kind 'vector_mlp': an independent d_in -> hidden -> 1 MLP per component on the whole layer input, vectorised over C."
     needs_input = True
@@ -147,7 +147,7 @@ class VectorMLPCI(nn.Module):
         for layer in self.mid: h = F.gelu(layer(h))
         return (h * self.W_out).sum(-1) + self.b_out  # measured faster than einsum on CPU
 
-
+# %% ../../nbs/11_spd.importance.ipynb #2d5dbdcc
 class SharedMLPCI(nn.Module):
     "Kind 'shared_mlp': one d_in -> hidden -> C MLP shared by all components."
     needs_input = True
@@ -174,7 +174,7 @@ class SharedMLPCI(nn.Module):
             if i < len(self.layers) - 1: h = F.gelu(h)
         return h
 
-
+# %% ../../nbs/11_spd.importance.ipynb #9e58364d
 CI_KINDS = ('mlp', 'vector_mlp', 'shared_mlp')
 
 

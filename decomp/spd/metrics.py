@@ -148,7 +148,7 @@ def ci_l0(ci: Mapping[str, Tensor],  # {layer: (B, *locations, C)}
     "CI L0 of each layer: mean number of components with CI > `threshold` per location or per sample."
     return CIStats(threshold).update(ci).l0(per)
 
-
+# %% ../../nbs/15_spd.metrics.ipynb #62df3af8
 def activation_density(ci: Mapping[str, Tensor],  # {layer: (B, *locations, C)}
                        threshold: float = 0.1,  # active where CI > threshold
                        per: str = 'location',  # fraction of (sample, location) pairs, or of samples
@@ -156,7 +156,7 @@ def activation_density(ci: Mapping[str, Tensor],  # {layer: (B, *locations, C)}
     "How often each component is active: `{layer: (C,)}` fractions in [0, 1]."
     return CIStats(threshold).update(ci).density(per)
 
-
+# %% ../../nbs/15_spd.metrics.ipynb #0509202e
 def alive_components(ci: Mapping[str, Tensor],  # {layer: (B, *locations, C)}
                      threshold: float = 0.1,  # active where CI > threshold
                      min_density: float = 0.0,  # alive if active on more than this fraction of samples
@@ -164,14 +164,14 @@ def alive_components(ci: Mapping[str, Tensor],  # {layer: (B, *locations, C)}
     "`{layer: (C,) bool}` mask of alive components."
     return CIStats(threshold).update(ci).alive(min_density)
 
-
+# %% ../../nbs/15_spd.metrics.ipynb #fb68e8e0
 def ci_histograms(ci: Mapping[str, Tensor],  # {layer: (B, *locations, C)}
                   bins: int = 50,  # bins over [0, 1]
                  ) -> dict[str, tuple[Tensor, Tensor]]:
     "`{layer: (counts, edges)}` histogram of every CI value of the layer."
     return CIStats(bins=bins).update(ci).histograms()
 
-
+# %% ../../nbs/15_spd.metrics.ipynb #2a8ae059
 def spatial_ci_maps(ci: Mapping[str, Tensor],  # {layer: (B, *locations, C)}
                    ) -> dict[str, Tensor]:
     "Mean CI over samples at each location, `{layer: (C, H_out, W_out)}`, for the layers with locations (convolutions)."
@@ -191,7 +191,7 @@ def finish_figure(fig: Figure, path: str | Path | None) -> Figure:
     plt.close(fig)
     return fig
 
-
+# %% ../../nbs/15_spd.metrics.ipynb #50d5f896
 def _grid(n: int, ncols: int, w: float = 3.2, h: float = 2.6):
     ncols = max(1, min(ncols, n)); nrows = math.ceil(n / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols, h * nrows), squeeze=False)
@@ -221,7 +221,7 @@ def plot_ci_histograms(ci: CIStats | Mapping[str, Tensor],  # statistics, or a C
     fig.suptitle('CI histograms'); fig.tight_layout()
     return finish_figure(fig, path)
 
-
+# %% ../../nbs/15_spd.metrics.ipynb #d50d02e7
 def plot_activation_density(ci: CIStats | Mapping[str, Tensor],  # statistics, or a CI dict
                             per: str = 'sample',  # 'sample' or 'location' density
                             path: str | Path | None = None,  # save the figure here (PNG)
@@ -240,7 +240,7 @@ def plot_activation_density(ci: CIStats | Mapping[str, Tensor],  # statistics, o
     ax.legend(fontsize=7); ax.grid(alpha=0.3); fig.tight_layout()
     return finish_figure(fig, path)
 
-
+# %% ../../nbs/15_spd.metrics.ipynb #cbb3b9e2
 def plot_ci_l0(ci: CIStats | Mapping[str, Tensor],  # statistics, or a CI dict
                path: str | Path | None = None,  # save the figure here (PNG)
               ) -> Figure:
@@ -257,7 +257,7 @@ def plot_ci_l0(ci: CIStats | Mapping[str, Tensor],  # statistics, or a CI dict
     ax.legend(fontsize=8); fig.tight_layout()
     return finish_figure(fig, path)
 
-
+# %% ../../nbs/15_spd.metrics.ipynb #b1c9b443
 def plot_alive_components(ci: CIStats | Mapping[str, Tensor],  # statistics, or a CI dict
                           min_density: float = 0.0,  # alive if active on more than this fraction of samples
                           path: str | Path | None = None,  # save the figure here (PNG)
@@ -340,7 +340,7 @@ def component_weights(components: Components | Mapping[str, Tensor],  # a layer'
     return dict(V=V, U=U, norms=V.norm(dim=0) * U.norm(dim=1), read=components.read_directions().detach().float().cpu(),
                 write=components.write_directions().detach().float().cpu())
 
-
+# %% ../../nbs/15_spd.metrics.ipynb #e2ae564c
 def _pick(norms: Tensor, components, max_components: int) -> list[int]:
     if components is None: return norms.argsort(descending=True)[:max_components].tolist()
     components = [int(c) for c in components]
@@ -424,7 +424,7 @@ def default_accuracy(logits: Tensor,  # (B, n_classes) model output
     "Per-sample correctness (B,): 1.0 where `logits.argmax(-1) == y`."
     return (logits.argmax(-1) == y).float()
 
-
+# %% ../../nbs/15_spd.metrics.ipynb #1844a5d9
 def _model_device(model: nn.Module) -> torch.device:
     p = next(model.parameters(), None)
     if p is None: p = next(model.buffers(), None)
@@ -494,7 +494,7 @@ def collect_ci(component_model: nn.Module,  # a trained ComponentModel
             for k, v in component_model.calc_ci(inputs)[1 if upper else 0].items(): out.setdefault(k, []).append(v.cpu())
     return {k: torch.cat(v) for k, v in out.items()}
 
-
+# %% ../../nbs/15_spd.metrics.ipynb #167ed488
 def ci_stats(component_model: nn.Module,  # a trained ComponentModel
              x: Tensor,  # (n, ...) inputs of the target
              threshold: float = 0.1,  # active where CI > threshold
@@ -508,7 +508,7 @@ def ci_stats(component_model: nn.Module,  # a trained ComponentModel
          batch_size=batch_size, seed=0, progress=progress, desc='CI stats')
     return stats
 
-
+# %% ../../nbs/15_spd.metrics.ipynb #be87cb9c
 def decomposition_accuracy(component_model: nn.Module,  # a trained ComponentModel
                            x: Tensor,  # (n, ...) inputs
                            y: Tensor | None = None,  # (n, ...) labels; None: the target's argmax predictions
@@ -524,7 +524,7 @@ def decomposition_accuracy(component_model: nn.Module,  # a trained ComponentMod
                           batch_size=batch_size, seed=seed, progress=False, desc='accuracy')
     return layer if per_layer else overall
 
-
+# %% ../../nbs/15_spd.metrics.ipynb #23c80fe8
 def weight_errors(component_model: nn.Module,  # a ComponentModel
                  ) -> dict[str, float]:
     "Relative weight error per layer, ||W_target - (V U)^T||_F / ||W_target||_F (Conv2d: over the whole kernel)."
@@ -549,7 +549,7 @@ def mean_score_by_label(scores: Tensor,  # (n, C) per-sample scores (e.g. CIStat
     cnt = torch.bincount(labels, minlength=n_labels).double()
     return (tot / cnt[:, None]).float()
 
-
+# %% ../../nbs/15_spd.metrics.ipynb #14f3174b
 def top_activating(scores: Tensor,  # (n, C) per-sample scores
                    component: int,  # which component
                    k: int = 9,  # how many inputs
@@ -559,7 +559,7 @@ def top_activating(scores: Tensor,  # (n, C) per-sample scores
     v, i = scores[:, component].topk(min(check_positive_int(k, 'k'), scores.shape[0]))
     return i, v
 
-
+# %% ../../nbs/15_spd.metrics.ipynb #04fe8e3c
 def plot_score_by_label(table: Tensor,  # (n_labels, C) from mean_score_by_label
                         label_names: Sequence[str] | None = None,  # names of the rows
                         components: Sequence[int] | None = None,  # component ids of the columns (default 0..C-1)
@@ -650,7 +650,7 @@ class DecompositionEval:
                                      title=f'{k}: mean CI per location over {st.n[k]} inputs', path=paths[f'spatial_{k}'])
         return paths
 
-
+# %% ../../nbs/15_spd.metrics.ipynb #8a494c85
 def plot_stochastic_accuracy(layer_accuracy: Mapping[str, float],  # {layer: accuracy with that layer stochastically masked}
                              accuracy: Mapping[str, float] | None = None,  # overall: 'target', 'ones', 'ci', 'stochastic'
                              path: str | Path | None = None,  # save the figure here (PNG)
@@ -671,7 +671,7 @@ def plot_stochastic_accuracy(layer_accuracy: Mapping[str, float],  # {layer: acc
     ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0)); fig.tight_layout()
     return finish_figure(fig, path)
 
-
+# %% ../../nbs/15_spd.metrics.ipynb #6cfcefa8
 def evaluate_decomposition(component_model: nn.Module,  # a trained ComponentModel
                            x: Tensor,  # (n, ...) inputs of the target
                            y: Tensor | None = None,  # (n, ...) labels; None: agreement with the target's argmax
