@@ -15,15 +15,14 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..core import (Config, check_finite, check_positive_int, find_modules, get_device, load_checkpoint,
-                         save_checkpoint, set_seed)
-from ..distributed import all_reduce_mean, dist_info, rank_slice, setup_distributed, wrap_ddp
-from ..train import History, make_schedule, train_loop
+from ..core import Config, check_positive_int, find_modules, get_device, load_checkpoint, save_checkpoint
+from ..distributed import all_reduce_mean, dist_info
+from ..train import History, Method, fit
 
 # %% auto #0
 __all__ = ['SAE_ARCHITECTURES', 'fvu', 'SparseCodes', 'sparse_decode', 'gather_preacts', 'SAEOutput', 'PreActs', 'SAE',
            'geometric_median', 'register_sae', 'sae_class', 'SAEConfig', 'evaluate_sae', 'save_sae', 'load_sae',
-           'train_sae', 'to_saelens', 'from_saelens', 'collect_activations']
+           'SAEMethod', 'train_sae', 'to_saelens', 'from_saelens', 'collect_activations']
 
 # %% ../../nbs/20_sae.base.ipynb #f94bf3e4
 def fvu(x: Tensor,  # (..., d) targets
@@ -439,14 +438,15 @@ register_sae(SAE)
 @dataclasses.dataclass
 class SAEConfig(Config):
     "How to train an SAE (the architecture lives in the SAE object itself)."
-    renamed: ClassVar[Mapping[str, str]] = {'n_steps': 'steps', 'warmup_steps': 'lr_warmup_steps', 'final_lr_frac': 'lr_final_frac'}
+    renamed: ClassVar[Mapping[str, str]] = {'n_steps': 'steps', 'warmup_steps': 'lr_warmup_steps', 'final_lr_frac': 'lr_final_frac',
+                                           'decay_start': 'lr_decay_start'}
     steps: int = 2000  # optimizer steps
     batch_size: int = 1024  # samples per step (in-memory data)
     lr: float = 1e-3  # Adam learning rate
     betas: tuple[float, float] = (0.9, 0.999)  # Adam betas
-    lr_schedule: str = 'linear'  # 'constant', 'cosine' or 'linear' (constant, then linear decay from `decay_start`)
+    lr_schedule: str = 'linear'  # 'constant', 'cosine' or 'linear' (constant, then linear decay from `lr_decay_start`)
     lr_warmup_steps: int = 0  # linear warm-up steps
-    decay_start: float = 0.8  # fraction of training after which the linear schedule decays
+    lr_decay_start: float = 0.8  # fraction of training after which the linear schedule decays
     lr_final_frac: float = 0.0  # lr multiplier reached at the last step
     grad_clip: float | None = None  # max global gradient norm
     coeffs: dict[str, float] = dataclasses.field(default_factory=dict)  # loss-term weights, override the SAE's defaults
@@ -503,12 +503,6 @@ def _to(data, device):
     return tuple(v.to(device, non_blocking=True) for v in data)
 
 
-def _check_batch(batch):
-    "Raise a ValueError if a tensor of the batch has NaN/inf values."
-    items = batch.items() if isinstance(batch, Mapping) else enumerate(batch) if isinstance(batch, tuple) else [(None, batch)]
-    for k, t in items: check_finite(t, 'activations' if k is None else f'activations[{k!r}]')
-
-
 def _call(sae, batch, **kw) -> SAEOutput:
     "Run `sae` on a batch: tensor -> sae(x), pair -> sae(x, y), dict -> sae(dict)."
     if isinstance(batch, tuple): return sae(*batch, **kw)
@@ -522,31 +516,18 @@ def _targets_of(sae, batch) -> Tensor:
     return batch
 
 
-def _batches(data, batch_size: int, generator: torch.Generator, device,
-             start: int = 0,  # skip the batches of steps before `start` (resume)
-            ) -> Iterator:
-    "Endless batches on `device`: random epochs of in-memory data, or the items of an iterable."
+def _first_batch(data, config: SAEConfig):
+    "Check `data` early; `(data, sample)` with a sample for `init_b_dec` (a one-shot iterator gets its first batch back in front)."
     n = _n_rows(data)
-    if n is None:
-        if not isinstance(data, Iterable): raise TypeError(f"activations must be a tensor, a pair, a dict or an iterable of batches, got {type(data).__name__}")
-        skip = start
-        while True:
-            got = False
-            for b in data:
-                got = True
-                if skip: skip -= 1; continue
-                yield _to(b, device)
-            if not got: raise ValueError("activations yielded no batches; pass a non-empty tensor or iterable")
-            if iter(data) is data:
-                raise ValueError("the activations iterator ran out before steps; pass a re-iterable (list, loader) or more data")
-    if n == 0: raise ValueError("activations has no samples (0 rows); pass a non-empty (N, d) tensor")
-    if batch_size > n: raise ValueError(f"batch_size={batch_size} is larger than the {n} samples given; lower batch_size")
-    epoch0, first = divmod(start, n // batch_size)
-    for epoch in itertools.count():
-        perm = torch.randperm(n, generator=generator)  # drawn for skipped epochs too: the order does not depend on `start`
-        if epoch < epoch0: continue
-        for i in range((first if epoch == epoch0 else 0) * batch_size, n - batch_size + 1, batch_size):
-            yield _to(_index(data, perm[i:i + batch_size]), device)
+    if n is not None:
+        if n == 0: raise ValueError("activations has no samples (0 rows); pass a non-empty (N, d) tensor")
+        if config.batch_size > n: raise ValueError(f"batch_size={config.batch_size} is larger than the {n} samples given; lower batch_size")
+        return data, _index(data, slice(0, config.b_dec_init_samples))
+    if not isinstance(data, Iterable): raise TypeError(f"activations must be a tensor, a pair, a dict or an iterable of batches, got {type(data).__name__}")
+    it = iter(data)
+    try: first = next(it)
+    except StopIteration: raise ValueError("activations yielded no batches; pass a non-empty tensor or iterable") from None
+    return (itertools.chain([first], it) if it is data else data), first
 
 # %% ../../nbs/20_sae.base.ipynb #60fcb98d
 @torch.no_grad()
@@ -577,41 +558,112 @@ def evaluate_sae(sae: SAE,  # a trained SAE
     finally: sae.train(was)
 
 # %% ../../nbs/20_sae.base.ipynb #104fce24
+def _sae_entry(sae: SAE) -> dict:
+    "What a checkpoint holds of an SAE: its architecture name, constructor arguments and state (parameters and buffers)."
+    return {'architecture': _architecture(sae), 'init': dict(sae.init_kwargs), 'state': dict(sae.state_dict())}
+
+
 def save_sae(sae: SAE,  # the SAE to save
              path: str | Path,  # folder (created)
              config: SAEConfig | None = None,  # training config, saved as config.yaml
              history: History | None = None,  # training history
-             optimizer: torch.optim.Optimizer | None = None,  # optimizer (its state is saved for resuming)
-             step: int | None = None,  # number of completed steps
             ) -> Path:
-    "Write `sae` (+ training state) to the checkpoint folder `path`; `load_sae` reads it back."
-    state = {'architecture': _architecture(sae), 'init': dict(sae.init_kwargs),
-             'model': dict(sae.state_dict()), 'step': step,
-             'history': history.to_dict() if history is not None else None,
-             'optimizer': optimizer.state_dict() if optimizer is not None else None,
-             'rng': torch.get_rng_state(),  # the stochastic variants' noise continues from here on resume
-             'cuda_rng': torch.cuda.get_rng_state(sae.device) if sae.device.type == 'cuda' else None}
+    "Write `sae` (+ config and history) to the checkpoint folder `path`, in the layout of `train_sae`'s checkpoints; `load_sae` reads both."
+    state = {'sae': _sae_entry(sae)}
+    if history is not None: state['history'] = history.to_dict()
     return save_checkpoint(path, state, config)
 
 
-def load_sae(path: str | Path,  # folder written by `save_sae`
+def load_sae(path: str | Path,  # folder written by `save_sae` or a `train_sae` checkpoint (step_<n>/)
              map_location: str | torch.device = 'cpu',  # device of the loaded SAE
             ) -> tuple[SAE, SAEConfig | None, dict]:
-    "`(sae, config, extras)` from a `save_sae` folder; extras: `history` (History or None), `step`, `optimizer` state."
+    "`(sae, config, extras)` from a checkpoint folder; extras: `history` (History or None), `step`, `optimizer` state."
     state, config = load_checkpoint(path, SAEConfig, map_location=map_location)
-    if 'architecture' not in state: raise ValueError(f"{str(path)!r} is a checkpoint but not an SAE checkpoint (no 'architecture' entry)")
-    cls = sae_class(state['architecture'])
-    sae = cls(**state['init'], device=map_location)
-    sae.load_state_dict(state['model'])
+    entry = state.get('sae')
+    if not isinstance(entry, Mapping) or 'architecture' not in entry:
+        raise ValueError(f"{str(path)!r} is a checkpoint but not an SAE checkpoint (no 'sae' entry with an architecture)")
+    sae = sae_class(entry['architecture'])(**entry['init'], device=map_location)
+    sae.load_state_dict(entry['state'])
     hist = History.from_dict(state['history']) if state.get('history') is not None else None
     return sae, config, {'history': hist, 'step': state.get('step'), 'optimizer': state.get('optimizer')}
 
 # %% ../../nbs/20_sae.base.ipynb #00d47b21
-def _adam(params, config: SAEConfig) -> torch.optim.Adam:
+def _adam(groups: list[dict], config: SAEConfig) -> torch.optim.Adam:
     "Adam, fused (one kernel per step) where PyTorch supports it for these parameters, else the default."
-    params = list(params)
-    try: return torch.optim.Adam(params, lr=config.lr, betas=tuple(config.betas), fused=True)
-    except (RuntimeError, ValueError, TypeError): return torch.optim.Adam(params, lr=config.lr, betas=tuple(config.betas))
+    try: return torch.optim.Adam(groups, lr=config.lr, betas=tuple(config.betas), fused=True)
+    except (RuntimeError, ValueError, TypeError): return torch.optim.Adam(groups, lr=config.lr, betas=tuple(config.betas))
+
+
+class SAEMethod(Method):
+    "How `fit` trains an SAE: forward with AuxK, dead-feature counting, the decoder constraint, training metrics, evaluation."
+    checkpoint_key: ClassVar[str] = 'sae'
+
+    def __init__(self, sae: SAE,  # the SAE to train (in place)
+                 config: SAEConfig,  # training settings
+                 eval_activations=None,  # held-out data for `evaluate_sae` (logged as eval/...)
+                 b_dec_sample=None,  # data `init_b_dec` starts from before the first step (None: keep b_dec)
+                ):
+        super().__init__()
+        coeffs = {**sae.default_coeffs, **config.coeffs}
+        known = set(sae.default_coeffs) | {'recon', 'auxk'}
+        if set(coeffs) - known:
+            raise ValueError(f"coeffs names {sorted(set(coeffs) - known)} are not loss terms of {type(sae).__name__}; "
+                             f"its terms are {sorted(known)}")
+        self.sae, self.config, self._coeffs = sae, config, coeffs
+        self.use_aux = coeffs.get('auxk', 0.0) > 0
+        self.eval_activations, self.b_dec_sample = eval_activations, b_dec_sample
+        self.steps_done, self.last = 0, None
+
+    def coeffs(self) -> dict[str, float]: return dict(self._coeffs)
+
+    def on_fit_start(self, resumed: bool):
+        sae, cfg = self.sae, self.config
+        sae.train()
+        if not resumed and self.b_dec_sample is not None:
+            s = _to(self.b_dec_sample, sae.device)
+            sae.init_b_dec(*(s if isinstance(s, tuple) else (s,)), method=cfg.b_dec_init)
+        rank, world = dist_info()
+        if world > 1: torch.manual_seed(cfg.seed * 1_000_003 + 7919 * self.steps_done + rank)  # stochastic variants: noise per rank
+
+    def loss_terms(self, batch, step: int) -> dict[str, Tensor]:
+        sae, cfg = self.sae, self.config
+        out = _call(sae, batch, dead_mask=sae.dead_mask(cfg.dead_after) if self.use_aux else None, aux_k=cfg.aux_k)
+        sae.update_activity(out.codes)
+        self.last = (batch, out)
+        return out.terms
+
+    def before_step(self, step: int): self.sae.project_decoder_grad()
+
+    @torch.no_grad()
+    def after_step(self, step: int):
+        self.sae.post_step()
+        if dist_info()[1] > 1:  # running statistics (BatchTopK's inference threshold) are averaged over ranks
+            for b in self.sae.buffers():
+                if b.is_floating_point(): b.copy_(all_reduce_mean(b))
+        self.steps_done = step + 1
+
+    @torch.no_grad()
+    def log_metrics(self, step: int) -> dict[str, Tensor]:
+        batch, out = self.last
+        y = _targets_of(self.sae, batch).reshape(out.recon.shape)
+        return {'mse': (y - out.recon).pow(2).mean(), 'fvu': fvu(y, out.recon), 'l0': out.codes.l0().float().mean(),
+                'dead_frac': self.sae.dead_mask(self.config.dead_after).float().mean()}
+
+    def eval_metrics(self, batch, step: int) -> dict[str, float]:
+        if self.eval_activations is None: return {}
+        return evaluate_sae(self.sae, self.eval_activations, self.config.eval_batch_size)
+
+    def model_state(self) -> dict: return _sae_entry(self.sae)
+
+    def load_model_state(self, state):
+        if state.get('architecture') != _architecture(self.sae):
+            raise ValueError(f"the checkpoint holds a {state.get('architecture')!r} SAE: not a training checkpoint of a "
+                             f"{type(self.sae).__name__}; pass a step_<n> folder written by train_sae for this SAE")
+        self.sae.load_state_dict(state['state'])
+
+    def extra_state(self) -> dict: return {'steps_done': self.steps_done}
+
+    def load_extra_state(self, state): self.steps_done = int(state['steps_done'])
 
 
 def train_sae(sae: SAE,  # the SAE to train (in place)
@@ -621,80 +673,14 @@ def train_sae(sae: SAE,  # the SAE to train (in place)
               eval_activations=None,  # held-out data for `evaluate_sae` (logged as eval/...)
               resume: str | Path | None = None,  # checkpoint folder (step_<n>/) of this run to continue from
              ) -> tuple[SAE, History]:
-    "Train `sae` with the shared loop; returns `(sae, history)` with `sae` in eval mode."
+    "Train `sae` by `fit` of its `SAEMethod`; returns `(sae, history)` with `sae` in eval mode."
     if not isinstance(sae, SAE): raise TypeError(f"sae must be a decomp SAE, got {type(sae).__name__}")
     config = SAEConfig() if config is None else config
     if not isinstance(config, SAEConfig): raise TypeError(f"config must be an SAEConfig, got {type(config).__name__}")
-    coeffs = {**sae.default_coeffs, **config.coeffs}
-    known = set(sae.default_coeffs) | {'recon', 'auxk'}
-    if set(coeffs) - known:
-        raise ValueError(f"coeffs names {sorted(set(coeffs) - known)} are not loss terms of {type(sae).__name__}; "
-                         f"its terms are {sorted(known)}")
-    rank, world, device = setup_distributed(config.batch_size, config.device)  # no-op without torchrun
-    sae.to(device).train()
-    g = set_seed(config.seed)
-    state, start = None, 0
-    if resume is not None:
-        state, _ = load_checkpoint(resume, map_location=device)
-        if state.get('architecture') != _architecture(sae) or state.get('optimizer') is None:
-            raise ValueError(f"resume={str(resume)!r} is not a training checkpoint of a {type(sae).__name__} (architecture "
-                             f"{state.get('architecture')!r}); pass a step_<n> folder written by train_sae for this SAE")
-        sae.load_state_dict(state['model'])
-        start = int(state['step'])
-    batches = _batches(activations, config.batch_size, g, device, start)
-    first = next(batches)  # validates the data before anything else happens
-    _check_batch(first)
-    batches = itertools.chain([first], batches)
-    if config.b_dec_init != 'keep' and state is None:
-        n = _n_rows(activations)
-        sample = _to(_index(activations, slice(0, config.b_dec_init_samples)), device) if n is not None else first
-        sae.init_b_dec(*(sample if isinstance(sample, tuple) else (sample,)), method=config.b_dec_init)
-    opt = _adam(sae.parameters(), config)
-    use_aux = coeffs.get('auxk', 0.0) > 0
-    history, last = History(), {}
-    if state is not None:
-        opt.load_state_dict(state['optimizer'])
-        history = History.from_dict(state['history'])
-        torch.set_rng_state(state['rng'].cpu())
-        if device.type == 'cuda' and state.get('cuda_rng') is not None: torch.cuda.set_rng_state(state['cuda_rng'].cpu(), device)
-    model = wrap_ddp(sae)
-    if world > 1: torch.manual_seed(config.seed * 1_000_003 + 7919 * start + rank)  # stochastic variants: noise per rank
-
-    def loss_fn(step):
-        batch = next(batches)  # the global batch, the same on every rank
-        if world > 1: batch = _index(batch, rank_slice(_n_rows(batch)))
-        out = _call(model, batch, dead_mask=sae.dead_mask(config.dead_after) if use_aux else None, aux_k=config.aux_k)
-        sae.update_activity(out.codes)
-        last['batch'], last['out'] = batch, out
-        return out.terms
-
-    def after_step(step):
-        sae.post_step()
-        if world > 1:  # running statistics (BatchTopK's inference threshold) are averaged over ranks
-            with torch.no_grad():
-                for b in sae.buffers():
-                    if b.is_floating_point(): b.copy_(all_reduce_mean(b))
-        if step % config.log_every == 0 or step == config.steps - 1:
-            with torch.no_grad():
-                b, out = last['batch'], last['out']
-                y = _targets_of(sae, b).reshape(out.recon.shape)
-                m = torch.stack([(y - out.recon).pow(2).mean(), fvu(y, out.recon), out.codes.l0().float().mean(),
-                                 sae.dead_mask(config.dead_after).float().mean()])
-                history.log(step, dict(zip(('mse', 'fvu', 'l0', 'dead_frac'), all_reduce_mean(m).tolist())))
-
-    eval_fn = None
-    if eval_activations is not None:
-        eval_fn = lambda step: evaluate_sae(sae, eval_activations, config.eval_batch_size)
-    ckpt_fn = None
-    if config.checkpoint_dir is not None:
-        ckpt_fn = lambda n: save_sae(sae, Path(config.checkpoint_dir) / f'step_{n}', config, history, opt, n)
-    sched = make_schedule(config.lr_schedule, config.steps, config.lr_warmup_steps, config.lr_final_frac,
-                          **({'decay_start': config.decay_start} if config.lr_schedule == 'linear' else {}))
-    train_loop(loss_fn, opt, config.steps, coeffs=coeffs, lr_schedule=sched,
-               before_step=lambda step: sae.project_decoder_grad(), after_step=after_step,
-               log_every=config.log_every, eval_fn=eval_fn, eval_every=config.eval_every,
-               checkpoint_fn=ckpt_fn, checkpoint_every=config.checkpoint_every, start_step=start, history=history,
-               grad_clip=config.grad_clip, progress=config.progress, desc=f'{type(sae).__name__}')
+    activations, sample = _first_batch(activations, config)
+    keep = config.b_dec_init == 'keep' or resume is not None
+    method = SAEMethod(sae, config, eval_activations, None if keep else sample)
+    history = fit(method, activations, config, optimizer=_adam, resume=resume, desc=type(sae).__name__)
     sae.eval()
     return sae, history
 
