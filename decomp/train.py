@@ -32,7 +32,9 @@ class History:
             s, xs = self.records.setdefault(k, ([], []))
             s.append(int(step)); xs.append(float(v))
 
-    def keys(self) -> list[str]: return list(self.records)
+    def keys(self) -> list[str]:
+        "Logged names, in the order they were first logged."
+        return list(self.records)
 
     def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         "`(steps, values)` arrays of `key`."
@@ -44,10 +46,13 @@ class History:
         "Most recent value of `key`."
         return self.series(key)[1][-1].item()
 
-    def to_dict(self) -> dict: return {k: {'steps': list(s), 'values': list(v)} for k, (s, v) in self.records.items()}
+    def to_dict(self) -> dict:
+        "Plain lists `{key: {'steps', 'values'}}` (checkpoints, YAML)."
+        return {k: {'steps': list(s), 'values': list(v)} for k, (s, v) in self.records.items()}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> 'History':
+        "The `History` that `to_dict` described."
         h = cls()
         h.records = {k: ([int(x) for x in r['steps']], [float(x) for x in r['values']]) for k, r in d.items()}
         return h
@@ -66,6 +71,7 @@ def constant_schedule(n_steps: int | None = None,  # unused; for a uniform signa
     "Multiplier 1 after an optional linear warm-up."
     return lambda t: min(1.0, (t + 1) / warmup_steps) if warmup_steps else 1.0
 
+# %% ../nbs/03_train.ipynb #b8bf2ab8
 def cosine_schedule(n_steps: int,  # total steps
                     warmup_steps: int = 0,  # linear warm-up steps
                     final_frac: float = 0.0,  # multiplier reached at the last step
@@ -78,6 +84,7 @@ def cosine_schedule(n_steps: int,  # total steps
         return final_frac + (1 - final_frac) * 0.5 * (1 + math.cos(math.pi * u))
     return f
 
+# %% ../nbs/03_train.ipynb #9a7c8003
 def linear_schedule(n_steps: int,  # total steps
                     warmup_steps: int = 0,  # linear warm-up steps
                     final_frac: float = 0.0,  # multiplier reached at the last step
@@ -93,6 +100,7 @@ def linear_schedule(n_steps: int,  # total steps
         return 1.0 + (final_frac - 1.0) * u
     return f
 
+# %% ../nbs/03_train.ipynb #682c50e4
 def make_schedule(kind: str,  # 'constant', 'cosine' or 'linear'
                   n_steps: int, warmup_steps: int = 0, final_frac: float = 0.0, **kw) -> Callable[[int], float]:
     "A schedule by name (configs store the name)."
@@ -247,7 +255,7 @@ def _set_rng_state(st: Mapping, device: torch.device):
     torch.set_rng_state(st['torch'].cpu())
     if device.type == 'cuda' and 'cuda' in st: torch.cuda.set_rng_state(st['cuda'].cpu(), device)
 
-
+# %% ../nbs/03_train.ipynb #bb162bb6
 def fit(method: Method,  # what to train (moved to the run's device)
         data,  # anything `decomp.data.Batcher` takes: tensor(s), callable(batch_size, generator), iterable
         config,  # a Config with the canonical settings: steps, batch_size, lr, seed, device, lr_schedule, ...

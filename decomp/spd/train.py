@@ -22,7 +22,7 @@ from ..distributed import dist_info
 from ..train import History, Method, fit
 
 # %% auto #0
-__all__ = ['SPDConfig', 'spd_loss_terms', 'SPD', 'spd_eval_metrics', 'make_component_model', 'train_spd', 'load_spd',
+__all__ = ['SPDConfig', 'spd_loss_terms', 'spd_eval_metrics', 'SPD', 'make_component_model', 'train_spd', 'load_spd',
            'tms_fast_config', 'tms_recovery']
 
 # %% ../../nbs/14_spd.train.ipynb #a1bf4188
@@ -114,7 +114,43 @@ def spd_loss_terms(model: ComponentModel,  # the decomposed model
     return compute_loss_terms(LossInputs(model, x, target_out, ci_lo, ci_up, step / config.steps, config.distance, generator,
                                          shard, frozenset()), config.losses)
 
+# %% ../../nbs/14_spd.train.ipynb #5a1bcfb7
+@torch.no_grad()
+def spd_eval_metrics(model: ComponentModel,  # the decomposed model
+                     x: Tensor,  # (B, ...) input batch
+                     config: SPDConfig,  # for the distance and the CI threshold
+                    ) -> dict[str, float]:
+    "Deterministic metrics on one batch: L0 (mean #components with CI > threshold, per input/location) per layer, CI-masked and all-ones reconstruction, faithfulness."
+    target_out, inputs = model.forward_with_cache(x)
+    ci_lo, _ = model.calc_ci(inputs)
+    m = {f'l0/{n}': (g > config.ci_threshold).float().sum(-1).mean().item() for n, g in ci_lo.items()}
+    m['ci_masked_recon'] = ci_masked_recon_loss(model, x, ci_lo, target_out, config.distance).item()
+    ones = model(x, masks={n: torch.ones(model.C[n], device=x.device) for n in model.module_names}, use_delta=False)
+    m['unmasked_recon'] = output_distance(ones, target_out, config.distance).item()
+    m['faithfulness'] = faithfulness_loss(model).item()
+    return m
 
+# %% ../../nbs/14_spd.train.ipynb #e475f7ea
+def _faithfulness_warmup(model: ComponentModel, config: SPDConfig):
+    "Fit V, U to the target weights alone (AdamW, faithfulness loss) before the main loop."
+    s = config.losses['faithfulness']
+    opt = torch.optim.AdamW(model.component_parameters(), lr=s.warmup_lr, weight_decay=s.warmup_weight_decay)
+    for _ in range(s.warmup_steps):
+        loss = faithfulness_loss(model)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+def _check_target_runs(model: ComponentModel, x: Tensor):
+    "Fail clearly when the target cannot run on a data batch (wrong shape or dtype)."
+    try:
+        with torch.no_grad(): model.forward_with_cache(x)
+    except (RuntimeError, ValueError, TypeError, IndexError) as e:
+        raise ValueError(f"the target model cannot run on a data batch of shape {tuple(x.shape)} ({x.dtype}): {e}; "
+                         "pass data whose batches are valid inputs of the target") from e
+
+# %% ../../nbs/14_spd.train.ipynb #9768a3da
 class SPD(Method):
     "SPD as a `decomp.train.Method`: the loss terms of `spd_loss_terms`, AdamW groups, evaluation, the warm-up; `fit` trains it."
     checkpoint_key = 'spd'
@@ -170,43 +206,7 @@ class SPD(Method):
     def load_extra_state(self, state: Mapping):
         self.mask_generator(next(self.model.parameters()).device).set_state(state['mask_rng'].cpu())
 
-
-@torch.no_grad()
-def spd_eval_metrics(model: ComponentModel,  # the decomposed model
-                     x: Tensor,  # (B, ...) input batch
-                     config: SPDConfig,  # for the distance and the CI threshold
-                    ) -> dict[str, float]:
-    "Deterministic metrics on one batch: L0 (mean #components with CI > threshold, per input/location) per layer, CI-masked and all-ones reconstruction, faithfulness."
-    target_out, inputs = model.forward_with_cache(x)
-    ci_lo, _ = model.calc_ci(inputs)
-    m = {f'l0/{n}': (g > config.ci_threshold).float().sum(-1).mean().item() for n, g in ci_lo.items()}
-    m['ci_masked_recon'] = ci_masked_recon_loss(model, x, ci_lo, target_out, config.distance).item()
-    ones = model(x, masks={n: torch.ones(model.C[n], device=x.device) for n in model.module_names}, use_delta=False)
-    m['unmasked_recon'] = output_distance(ones, target_out, config.distance).item()
-    m['faithfulness'] = faithfulness_loss(model).item()
-    return m
-
 # %% ../../nbs/14_spd.train.ipynb #769a8a27
-def _faithfulness_warmup(model: ComponentModel, config: SPDConfig):
-    "Fit V, U to the target weights alone (AdamW, faithfulness loss) before the main loop."
-    s = config.losses['faithfulness']
-    opt = torch.optim.AdamW(model.component_parameters(), lr=s.warmup_lr, weight_decay=s.warmup_weight_decay)
-    for _ in range(s.warmup_steps):
-        loss = faithfulness_loss(model)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-
-def _check_target_runs(model: ComponentModel, x: Tensor):
-    "Fail clearly when the target cannot run on a data batch (wrong shape or dtype)."
-    try:
-        with torch.no_grad(): model.forward_with_cache(x)
-    except (RuntimeError, ValueError, TypeError, IndexError) as e:
-        raise ValueError(f"the target model cannot run on a data batch of shape {tuple(x.shape)} ({x.dtype}): {e}; "
-                         "pass data whose batches are valid inputs of the target") from e
-
-
 def make_component_model(target: torch.nn.Module,  # the model to decompose
                          config: SPDConfig,  # which layers, C, CI functions, delta, ties, leak, init, seed
                          **overrides,  # `ComponentModel` arguments to change, e.g. init='random' before loading a state
@@ -216,7 +216,7 @@ def make_component_model(target: torch.nn.Module,  # the model to decompose
               init=config.init, seed=config.seed)
     return ComponentModel(target, config.target_modules, config.C, **{**kw, **overrides})
 
-
+# %% ../../nbs/14_spd.train.ipynb #dbfe3609
 def train_spd(target: torch.nn.Module,  # the trained model to decompose (frozen, never modified)
               data,  # anything `decomp.data.Batcher` takes: tensor (N, ...), (x, y), callable(batch_size, generator), iterable
               config: SPDConfig,  # the run's settings
@@ -230,7 +230,7 @@ def train_spd(target: torch.nn.Module,  # the trained model to decompose (frozen
     history = fit(SPD(model, config, eval_fn), data, config, optimizer='adamw', resume=resume, desc='SPD')
     return model, history
 
-
+# %% ../../nbs/14_spd.train.ipynb #24559b57
 def load_spd(path: str | Path,  # a train_spd step_<n>/ checkpoint, or a folder saved the same way (e.g. `decomp mnist`'s spd_model/)
              target: torch.nn.Module,  # the model that was decomposed
              map_location: str | torch.device = 'cpu',  # device of the returned model
@@ -255,7 +255,7 @@ def tms_fast_config(**overrides) -> SPDConfig:
                     log_every=50, seed=0, progress=False)
     return cfg.replace(**overrides) if overrides else cfg
 
-
+# %% ../../nbs/14_spd.train.ipynb #dfc93928
 @torch.no_grad()
 def tms_recovery(model: ComponentModel,  # a trained decomposition of a TMS target
                  layer: str = 'linear1',  # the layer whose input coordinates are the features
