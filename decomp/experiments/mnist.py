@@ -15,20 +15,21 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from ..core import Config, get_device, save_checkpoint, set_seed
-from ..data import load_mnist, tensor_loader
+from ..data import load_mnist
 from ..models import MLP, load_or_train_mnist_mlp
 from ..spd.metrics import DecompositionEval, collect_ci, evaluate_decomposition, mean_score_by_label
 from ..spd.model import ComponentModel
-from ..spd.train import SPDConfig, make_component_model, spd_loss_terms, train_spd
-from ..train import History, make_schedule, train_loop
+from ..spd.train import SPD, SPDConfig, make_component_model, train_spd
+from ..train import History, fit
 from ..plots import new_figure, save_figure
 from ..report import Report, finish_experiment, start_experiment
 from ..causal import CausalConfig, CausalResult, analyze_causal, write_causal_figures
 
 # %% auto #0
-__all__ = ['EXPERIMENT', 'default_spd_config', 'default_causal_config', 'MNISTConfig', 'train_predecomposed', 'top_components',
-           'plot_component_directions', 'plot_directions_side_by_side', 'digit_order', 'plot_ci_by_digit',
-           'digit_coverage', 'plot_training_curves', 'MNISTResult', 'run_mnist', 'plot_comparison', 'mnist_report']
+__all__ = ['EXPERIMENT', 'default_spd_config', 'default_causal_config', 'MNISTConfig', 'Predecomposed', 'train_predecomposed',
+           'top_components', 'plot_component_directions', 'plot_directions_side_by_side', 'digit_order',
+           'plot_ci_by_digit', 'digit_coverage', 'plot_training_curves', 'MNISTResult', 'run_mnist', 'plot_comparison',
+           'mnist_report']
 
 # %% ../../nbs/50_mnist.ipynb #16c01993
 def default_spd_config() -> SPDConfig:
@@ -102,6 +103,25 @@ def _sync_target(cm: ComponentModel):
             if mod.bias is not None and c.bias is not None: mod.bias.copy_(c.bias)
 
 
+class Predecomposed(SPD):
+    "The pre-decomposed run as a `decomp.train.Method`: SPD's terms plus the task loss on `(x, y)` batches; the target follows the components."
+    def __init__(self, model: ComponentModel,  # components of a freshly initialised MLP (trainable biases)
+                 config: SPDConfig,  # SPD settings (faithfulness off: there are no separate weights)
+                 task_coeff: float,  # weight of the cross-entropy term
+                ):
+        super().__init__(model, config)
+        self.task_coeff = task_coeff
+
+    def loss_terms(self, batch, step: int = 0) -> dict[str, Tensor]:
+        "Cross-entropy of the unmasked component network (`task`), then SPD's terms on the inputs."
+        x, y = batch
+        ones = {n: x.new_ones(self.model.C[n]) for n in self.model.module_names}
+        return {'task': F.cross_entropy(self.model(x, masks=ones), y), **super().loss_terms(x, step)}
+
+    def coeffs(self) -> dict[str, float]: return {**super().coeffs(), 'task': self.task_coeff}
+    def after_step(self, step: int): _sync_target(self.model)
+
+
 def train_predecomposed(config: MNISTConfig,  # the experiment's settings (uses spd.*, predecomposed_*, task_coeff, hidden, seed)
                         x: Tensor,  # (N, 784) training images, flattened
                         y: Tensor,  # (N,) labels
@@ -110,33 +130,18 @@ def train_predecomposed(config: MNISTConfig,  # the experiment's settings (uses 
     "Train the MLP from scratch in component form (task + SPD losses); returns the `ComponentModel` (its target = the trained network) and the `History`."
     if x.dim() != 2 or x.shape[1] != 784 or y.shape != x.shape[:1]:
         raise ValueError(f"x must be (N, 784) flattened images and y (N,) labels; got {tuple(x.shape)} and {tuple(y.shape)}")
-    dev, sc = get_device(config.device), config.spd
-    n_steps = config.predecomposed_n_steps
-    sc = sc.replace(losses={'faithfulness': {'coeff': 0.0}}, steps=n_steps)
+    sc = config.spd.replace(losses={'faithfulness': {'coeff': 0.0}}, steps=config.predecomposed_n_steps, lr=config.predecomposed_lr,
+                            lr_schedule='cosine', lr_warmup_steps=0, lr_final_frac=0.0, eval_every=None, checkpoint_dir=None,
+                            progress=progress)
     set_seed(config.seed)
-    net = MLP(784, config.hidden, 10, seed=config.seed).to(dev)
+    net = MLP(784, config.hidden, 10, seed=config.seed).to(get_device(config.device))
     cm = make_component_model(net, sc, init='random', use_delta=False, tie=None)  # the net is its components: no delta
     for c in cm.components.values():  # trainable biases (frozen buffers in post-hoc SPD)
         b = c.bias.detach().clone()
         del c.bias
         c.bias = nn.Parameter(b)
     _sync_target(cm)
-    opt = torch.optim.AdamW([{'params': cm.component_parameters(), 'weight_decay': sc.weight_decay},
-                             {'params': cm.ci_parameters(), 'weight_decay': 0.0}], lr=config.predecomposed_lr)
-    batches = iter(tensor_loader(x, y, batch_size=sc.batch_size, seed=config.seed, infinite=True, device=dev))
-    mask_gen = torch.Generator(device=dev).manual_seed(config.seed + 2)
-    ones = {n: torch.ones(cm.C[n], device=dev) for n in cm.module_names}
-
-    def loss_fn(step: int) -> dict[str, Tensor]:
-        xb, yb = next(batches)
-        terms = {'task': F.cross_entropy(cm(xb, masks=ones), yb)}
-        terms.update(spd_loss_terms(cm, xb, sc, step, mask_gen))
-        return terms
-
-    coeffs = {**sc.coeffs(), 'task': config.task_coeff}
-    hist = train_loop(loss_fn, opt, n_steps, coeffs=coeffs, lr_schedule=make_schedule('cosine', n_steps),
-                      after_step=lambda step: _sync_target(cm), log_every=sc.log_every, progress=progress,
-                      desc='pre-decomposed')
+    hist = fit(Predecomposed(cm, sc, config.task_coeff), (x, y), sc, optimizer='adamw', desc='pre-decomposed')
     cm.eval()
     return cm, hist
 
