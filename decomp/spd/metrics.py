@@ -12,6 +12,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from fastcore.basics import patch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -59,7 +60,6 @@ class CIStats:
         self.n: dict[str, int] = {}  # samples seen per layer
         self.loc_shape: dict[str, tuple[int, ...]] = {}  # location dims, () for Linear layers
         self._active, self._active_any, self._sum, self._hist, self._maps, self._scores = {}, {}, {}, {}, {}, {}
-
     def update(self, ci: Mapping[str, Tensor],  # {layer: (B, *locations, C)} CI of one batch
               ) -> CIStats:
         "Add one batch of CI; returns `self`."
@@ -85,60 +85,74 @@ class CIStats:
                 store[name] += stats[key].double()
             self._scores[name].append(stats['scores'].cpu())
         return self
-
     @property
     def layers(self) -> list[str]: return list(self.loc_shape)
-
     def n_locations(self, layer: str) -> int: return math.prod(self.loc_shape[layer])
-
     def _need(self):
         if not self.n: raise ValueError("CIStats is empty: call .update(ci) with at least one batch first")
-
-    def density(self, per: str = 'location') -> dict[str, Tensor]:
-        "Fraction of (sample, location) pairs (`per='location'`) or of samples (`per='sample'`) where each component is active: `{layer: (C,)}`."
-        return {k: d.float().cpu() for k, d in self._density64(per).items()}
-
-    def _density64(self, per: str) -> dict[str, Tensor]:
-        self._need(); _check_per(per)
-        if per == 'sample': return {k: self._active_any[k] / self.n[k] for k in self.layers}
-        return {k: self._active[k] / (self.n[k] * self.n_locations(k)) for k in self.layers}
-
-    def l0(self, per: str = 'location') -> dict[str, float]:
-        "Mean number of active components per location (`per='location'`) or per sample anywhere in it (`per='sample'`)."
-        return {k: d.sum().item() for k, d in self._density64(per).items()}
-
-    def alive(self, min_density: float = 0.0) -> dict[str, Tensor]:
-        "`{layer: (C,) bool}`: components active on more than `min_density` of the samples."
-        return {k: d > min_density for k, d in self.density('sample').items()}
-
-    def n_alive(self, min_density: float = 0.0) -> dict[str, int]:
-        "Number of alive components per layer."
-        return {k: int(a.sum()) for k, a in self.alive(min_density).items()}
-
-    def mean_ci(self) -> dict[str, Tensor]:
-        "Mean CI of each component over samples and locations: `{layer: (C,)}`."
-        self._need()
-        return {k: (self._sum[k] / (self.n[k] * self.n_locations(k))).float().cpu() for k in self.layers}
-
-    def histograms(self) -> dict[str, tuple[Tensor, Tensor]]:
-        "`{layer: (counts (bins,), edges (bins + 1,))}` of all CI values (every sample, location and component) over [0, 1]."
-        self._need()
-        edges = torch.linspace(0.0, 1.0, self.bins + 1)
-        return {k: (self._hist[k].cpu(), edges) for k in self.layers}
-
-    def spatial_maps(self) -> dict[str, Tensor]:
-        "Mean CI of each component at each location, `{layer: (C, *locations)}`, for the layers that have locations."
-        self._need()
-        return {k: (self._maps[k] / self.n[k]).float().cpu().T.reshape(-1, *self.loc_shape[k])
-                for k in self.layers if self.loc_shape[k]}
-
-    def scores(self) -> dict[str, Tensor]:
-        "Per-sample score of each component, its maximum CI over locations: `{layer: (n, C)}` (the CI itself for Linear layers)."
-        self._need()
-        return {k: torch.cat(v) for k, v in self._scores.items()}
-
     def __repr__(self):
         return f"CIStats(threshold={self.threshold}, " + ', '.join(f"{k}: n={self.n[k]} loc={self.loc_shape[k]}" for k in self.layers) + ')'
+
+# %% ../../nbs/15_spd.metrics.ipynb #188de2f8
+@patch
+def density(self: CIStats, per: str = 'location') -> dict[str, Tensor]:
+    "Fraction of (sample, location) pairs (`per='location'`) or of samples (`per='sample'`) where each component is active: `{layer: (C,)}`."
+    return {k: d.float().cpu() for k, d in self._density64(per).items()}
+
+
+@patch
+def _density64(self: CIStats, per: str) -> dict[str, Tensor]:
+    self._need(); _check_per(per)
+    if per == 'sample': return {k: self._active_any[k] / self.n[k] for k in self.layers}
+    return {k: self._active[k] / (self.n[k] * self.n_locations(k)) for k in self.layers}
+
+
+@patch
+def l0(self: CIStats, per: str = 'location') -> dict[str, float]:
+    "Mean number of active components per location (`per='location'`) or per sample anywhere in it (`per='sample'`)."
+    return {k: d.sum().item() for k, d in self._density64(per).items()}
+
+# %% ../../nbs/15_spd.metrics.ipynb #3f6c1e0c
+@patch
+def alive(self: CIStats, min_density: float = 0.0) -> dict[str, Tensor]:
+    "`{layer: (C,) bool}`: components active on more than `min_density` of the samples."
+    return {k: d > min_density for k, d in self.density('sample').items()}
+
+
+@patch
+def n_alive(self: CIStats, min_density: float = 0.0) -> dict[str, int]:
+    "Number of alive components per layer."
+    return {k: int(a.sum()) for k, a in self.alive(min_density).items()}
+
+# %% ../../nbs/15_spd.metrics.ipynb #a0ab0025
+@patch
+def mean_ci(self: CIStats) -> dict[str, Tensor]:
+    "Mean CI of each component over samples and locations: `{layer: (C,)}`."
+    self._need()
+    return {k: (self._sum[k] / (self.n[k] * self.n_locations(k))).float().cpu() for k in self.layers}
+
+
+@patch
+def histograms(self: CIStats) -> dict[str, tuple[Tensor, Tensor]]:
+    "`{layer: (counts (bins,), edges (bins + 1,))}` of all CI values (every sample, location and component) over [0, 1]."
+    self._need()
+    edges = torch.linspace(0.0, 1.0, self.bins + 1)
+    return {k: (self._hist[k].cpu(), edges) for k in self.layers}
+
+
+@patch
+def spatial_maps(self: CIStats) -> dict[str, Tensor]:
+    "Mean CI of each component at each location, `{layer: (C, *locations)}`, for the layers that have locations."
+    self._need()
+    return {k: (self._maps[k] / self.n[k]).float().cpu().T.reshape(-1, *self.loc_shape[k])
+            for k in self.layers if self.loc_shape[k]}
+
+
+@patch
+def scores(self: CIStats) -> dict[str, Tensor]:
+    "Per-sample score of each component, its maximum CI over locations: `{layer: (n, C)}` (the CI itself for Linear layers)."
+    self._need()
+    return {k: torch.cat(v) for k, v in self._scores.items()}
 
 # %% ../../nbs/15_spd.metrics.ipynb #8367b0eb
 def ci_l0(ci: Mapping[str, Tensor],  # {layer: (B, *locations, C)}
