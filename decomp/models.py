@@ -4,23 +4,23 @@
 
 # %% ../nbs/04_models.ipynb #684e784e
 from __future__ import annotations
-import math, time
+import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from contextlib import contextmanager
 from typing import Callable
 
 from .core import check_positive_int, get_device, load_checkpoint, output_dir, save_checkpoint
-from .data import ShapesColours, load_mnist, sparse_features, tensor_loader
+from .data import ShapesColours, load_mnist, sparse_features
+from .train import FitConfig, Method, fit
 
 # %% auto #0
-__all__ = ['TiedLinear', 'TMS', 'train_tms', 'load_or_train_tms', 'MLP', 'multi_head_loss', 'ShapesCNN', 'train_classifier',
-           'accuracy', 'load_or_train_mnist_mlp', 'load_or_train_shapes_cnn']
+__all__ = ['TiedLinear', 'TMS', 'ModelTraining', 'train_tms', 'load_or_train_tms', 'MLP', 'multi_head_loss', 'ShapesCNN',
+           'train_classifier', 'accuracy', 'load_or_train_mnist_mlp', 'load_or_train_shapes_cnn']
 
 # %% ../nbs/04_models.ipynb #ac255744
 class TiedLinear(nn.Linear):
@@ -89,6 +89,18 @@ class TMS(nn.Module):
         "Norm of each feature's hidden direction (column of `linear1.weight`), shape `(n_features,)`; ~0 = feature dropped."
         return self.linear1.weight.detach().norm(dim=0)
 
+# %% ../nbs/04_models.ipynb #ba4d5599
+class ModelTraining(Method):
+    "A target model trained with `decomp.train.fit` on one loss term `name` = `loss_fn(model, batch)` (the recipes below)."
+    def __init__(self, model: nn.Module,  # the model to train (in place)
+                 loss_fn: Callable[[nn.Module, object], Tensor],  # (model, batch) -> scalar loss
+                 name: str = 'task',  # the term's name in the History
+                ):
+        super().__init__()
+        self.model, self.loss_fn, self.name = model, loss_fn, name
+
+    def loss_terms(self, batch, step: int) -> dict[str, Tensor]: return {self.name: self.loss_fn(self.model, batch)}
+
 # %% ../nbs/04_models.ipynb #f469f907
 def train_tms(model: TMS,  # model to train in place
               steps: int = 10_000,  # optimizer steps
@@ -114,19 +126,13 @@ def train_tms(model: TMS,  # model to train in place
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed={seed!r}: expected a non-negative integer")
     gen = torch.Generator(device=dev).manual_seed(int(seed))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    losses = torch.empty(steps, device=dev)
-    bar = tqdm(range(steps), desc='train TMS', disable=not progress)
-    for step in bar:
-        x = sparse_features(batch_size, model.n_features, p=feature_prob, generator=gen, device=dev)
-        loss = (imp * (model(x) - x) ** 2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses[step] = loss.detach()
-        if progress and step % 500 == 0: bar.set_postfix(loss=f'{loss.item():.2e}')
+    stream = (sparse_features(batch_size, model.n_features, p=feature_prob, generator=gen, device=dev) for _ in range(steps))
+    method = ModelTraining(model, lambda m, x: (imp * (m(x) - x) ** 2).mean(), 'mse')
+    cfg = FitConfig(steps=steps, batch_size=batch_size, lr=lr, weight_decay=0.01, seed=int(seed), device=str(dev), log_every=1,
+                    progress=progress)  # AdamW's default weight decay, constant lr
+    history = fit(method, stream, cfg, optimizer='adamw', desc='train TMS')
     model.eval()
-    return losses.cpu().numpy()
+    return history.series('mse')[1].astype(np.float32)
 
 # %% ../nbs/04_models.ipynb #e97fabaf
 def load_or_train_tms(n_features: int = 5,  # input/output size
@@ -260,7 +266,7 @@ def train_classifier(model: nn.Module,  # trained in place (and moved to `device
                      device: str | torch.device | None = None,  # None: CUDA if available, else CPU
                      progress: bool = True,  # tqdm bar over steps
                     ) -> np.ndarray:
-    "Train `model` with Adam(W) on `(x, y)`; returns the mean training loss of each epoch, shape `(epochs,)`."
+    "Train `model` with AdamW on `(x, y)` through `fit`; returns the mean training loss of each epoch, shape `(epochs,)`."
     if not isinstance(model, nn.Module): raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
     if not (torch.is_tensor(x) and torch.is_tensor(y)) or len(x) != len(y) or len(x) == 0:
         raise ValueError(f"x and y must be non-empty tensors with the same first dimension; got {getattr(x, 'shape', x)!r} and {getattr(y, 'shape', y)!r}")
@@ -271,28 +277,15 @@ def train_classifier(model: nn.Module,  # trained in place (and moved to `device
         if y.ndim == 2 and not hasattr(model, 'loss'):
             raise ValueError(f"y has shape {tuple(y.shape)} (several heads) but {type(model).__name__} has no .loss; pass loss_fn=")
         loss_fn = model.loss if hasattr(model, 'loss') else F.cross_entropy
-    dev = get_device(device)
-    model.to(dev).train()
-    loader = tensor_loader(x, y, batch_size=batch_size, seed=seed, device=dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    total = epochs * len(loader)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)) if lr_decay else 1.0)
-    losses = np.zeros(epochs)
-    bar = tqdm(total=total, desc=f'train {type(model).__name__}', disable=not progress)
-    for e in range(epochs):
-        run = torch.zeros((), device=dev)
-        for xb, yb in loader:
-            loss = loss_fn(model(xb), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step(); sched.step()
-            run += loss.detach()
-            bar.update()
-        losses[e] = run.item() / len(loader)
-        bar.set_postfix(epoch=e, loss=f'{losses[e]:.4f}')
-    bar.close()
+    per_epoch = -(-len(x) // check_positive_int(batch_size, 'batch_size'))
+    model.train()
+    cfg = FitConfig(steps=epochs * per_epoch, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                    lr_schedule='cosine' if lr_decay else 'constant', seed=seed, device=str(get_device(device)), log_every=1,
+                    progress=progress)
+    history = fit(ModelTraining(model, lambda m, b: loss_fn(m(b[0]), b[1])), (x, y), cfg, optimizer='adamw',
+                  desc=f'train {type(model).__name__}')
     model.eval()
-    return losses
+    return history.series('task')[1].reshape(epochs, per_epoch).mean(1)
 
 
 @torch.no_grad()

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_train.ipynb #ba7e6836
 from __future__ import annotations
-import math
+import dataclasses, math
 from pathlib import Path
 from typing import Callable, ClassVar, Mapping
 
@@ -13,13 +13,13 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .core import check_positive_int, load_checkpoint, save_checkpoint, set_seed
+from .core import Config, check_positive_int, load_checkpoint, save_checkpoint, set_seed
 from .data import Batcher, _map, _tensors
 from .distributed import all_reduce_mean, is_main_process, rank_slice, setup_distributed, wrap_ddp
 
 # %% auto #0
 __all__ = ['History', 'constant_schedule', 'cosine_schedule', 'linear_schedule', 'make_schedule', 'train_loop', 'Method',
-           'make_optimizer', 'fit']
+           'make_optimizer', 'FitConfig', 'fit']
 
 # %% ../nbs/03_train.ipynb #da28bb21
 class History:
@@ -237,6 +237,33 @@ def make_optimizer(groups: list[dict],  # parameter groups (`Method.param_groups
     if callable(optimizer): return optimizer(groups, config)
     if optimizer not in _OPTIMIZERS: raise ValueError(f"optimizer={optimizer!r}: use 'adam', 'adamw' or a callable(groups, config)")
     return _OPTIMIZERS[optimizer](groups, lr=config.lr, weight_decay=getattr(config, 'weight_decay', 0.0))
+
+# %% ../nbs/03_train.ipynb #c8fd4602
+@dataclasses.dataclass
+class FitConfig(Config):
+    "The settings `fit` reads, by their canonical names (any config with these attribute names works the same)."
+    steps: int = 1000  # optimizer steps
+    batch_size: int = 256  # global batch size (split over torchrun's processes)
+    lr: float = 1e-3  # base learning rate of every parameter group
+    lr_schedule: str = 'constant'  # 'constant', 'cosine' or 'linear'
+    lr_warmup_steps: int = 0  # linear warm-up steps
+    lr_final_frac: float = 0.0  # multiplier reached at the last step (cosine, linear)
+    lr_decay_start: float = 0.0  # 'linear': fraction of training after which the decay starts
+    weight_decay: float = 0.0  # the optimizer's weight decay (groups may set their own)
+    grad_clip: float | None = None  # max global gradient norm
+    seed: int = 0
+    device: str = 'auto'  # 'auto', 'cpu', 'cuda', 'cuda:1'
+    log_every: int = 100  # steps between History records
+    eval_every: int | None = None  # steps between evaluations (None: only at the end)
+    checkpoint_every: int | None = None  # steps between checkpoints (needs checkpoint_dir)
+    checkpoint_dir: str | None = None  # folder of the step_<n>/ checkpoints (None: none)
+    progress: bool = True  # tqdm bar
+
+    def __post_init__(self):
+        for f in ('steps', 'batch_size', 'log_every'): check_positive_int(getattr(self, f), f)
+        if not self.lr > 0: raise ValueError(f"lr={self.lr!r}: expected a positive learning rate")
+        if self.checkpoint_every is not None and self.checkpoint_dir is None:
+            raise ValueError(f"checkpoint_every={self.checkpoint_every} needs checkpoint_dir (a folder for the checkpoints)")
 
 # %% ../nbs/03_train.ipynb #1d57590c
 def _shard(batch):
