@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator, Mapping, NamedTuple
 
 import torch
+from fastcore.basics import patch
 import torch.distributed as dist
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
@@ -20,9 +21,9 @@ from ..distributed import all_reduce_mean, dist_info
 from ..train import History, Method, fit
 
 # %% auto #0
-__all__ = ['SAE_ARCHITECTURES', 'fvu', 'SparseCodes', 'sparse_decode', 'gather_preacts', 'SAEOutput', 'PreActs', 'SAE',
-           'geometric_median', 'register_sae', 'sae_class', 'SAEConfig', 'evaluate_sae', 'save_sae', 'load_sae',
-           'SAEMethod', 'train_sae', 'to_saelens', 'from_saelens', 'collect_activations']
+__all__ = ['SAE_ARCHITECTURES', 'fvu', 'SparseCodes', 'sparse_decode', 'gather_preacts', 'register_sae', 'sae_class', 'SAEOutput',
+           'PreActs', 'SAE', 'geometric_median', 'SAEConfig', 'evaluate_sae', 'save_sae', 'load_sae', 'SAEMethod',
+           'train_sae', 'to_saelens', 'from_saelens', 'collect_activations']
 
 # %% ../../nbs/20_sae.base.ipynb #f94bf3e4
 def fvu(x: Tensor,  # (..., d) targets
@@ -113,6 +114,41 @@ def gather_preacts(h: Tensor,  # (batch, d_enc) encoder input
     "`z[rows, cols]` with gradients to `h`, `W_enc`, `b_enc`, `b_dec` computed sparsely (only the selected entries)."
     return _GatherPreacts.apply(h, W_enc, b_enc, b_dec, z.detach(), rows, cols, offsets)
 
+# %% ../../nbs/20_sae.base.ipynb #dc587f52
+SAE_ARCHITECTURES: dict[str, type] = {}  # architecture name -> SAE class (`SAE` itself is the first row, `standard`)
+
+
+def register_sae(cls: type) -> type:
+    "Class decorator: enter the SAE class `cls` in `SAE_ARCHITECTURES` under its own `architecture` name; returns `cls`."
+    base = globals().get('SAE', nn.Module)  # `SAE` itself is registered while its name is not bound yet
+    if not (isinstance(cls, type) and issubclass(cls, base)): raise TypeError(f"register_sae registers SAE subclasses, got {cls!r}")
+    name = cls.__dict__.get('architecture')
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{cls.__qualname__} has no `architecture` of its own; give the class an attribute architecture = 'a_new_name'")
+    old = SAE_ARCHITECTURES.get(name)
+    if old is not None and old.__qualname__ != cls.__qualname__:  # the same class defined again (a re-run cell) replaces itself
+        raise ValueError(f"architecture {name!r} is already registered to {old.__qualname__}; give {cls.__qualname__} another name")
+    SAE_ARCHITECTURES[name] = cls
+    return cls
+
+
+def sae_class(name: str,  # a registered architecture name, e.g. 'batchtopk'
+             ) -> type:
+    "The SAE class registered under `name`."
+    if name not in SAE_ARCHITECTURES:
+        raise ValueError(f"no SAE architecture {name!r}; registered: {sorted(SAE_ARCHITECTURES)} (the variants register when "
+                         "decomp.sae.variants is imported; a class of your own needs @register_sae)")
+    return SAE_ARCHITECTURES[name]
+
+
+def _architecture(sae: SAE) -> str:
+    "The registered architecture name of `sae`'s class (what checkpoints record)."
+    name = type(sae).__dict__.get('architecture')
+    if name is None or SAE_ARCHITECTURES.get(name) is not type(sae):
+        raise ValueError(f"{type(sae).__qualname__} is not in SAE_ARCHITECTURES; give it its own `architecture` name and "
+                         "decorate the class with @register_sae")
+    return name
+
 # %% ../../nbs/20_sae.base.ipynb #8fcbd943
 class SAEOutput(NamedTuple):
     "What `SAE.forward` returns."
@@ -133,6 +169,7 @@ def _check_pos_float(v, name: str) -> float:
     return float(v)
 
 
+@register_sae
 class SAE(nn.Module):
     "Sparse autoencoder with a unit-norm decoder; on its own the 'standard' ReLU + L1 SAE. Variants override `_activate`."
     architecture: ClassVar[str] = 'standard'
@@ -181,205 +218,219 @@ class SAE(nn.Module):
     @property
     def device(self) -> torch.device: return self.W_dec.device
 
-    # ---- inputs, normalisation -------------------------------------------------------------------------------
-    def _inputs(self, x) -> tuple[Tensor, tuple]:
-        "Validate `x: (..., d_in)`; return it flattened to `(batch, d_in)` and the leading shape."
-        if not torch.is_tensor(x): raise TypeError(f"x must be a torch.Tensor of shape (..., {self.d_in}), got {type(x).__name__}")
-        if x.ndim == 0 or x.shape[-1] != self.d_in:
-            raise ValueError(f"x has shape {tuple(x.shape)} but this {type(self).__name__} reads d_in={self.d_in} features "
-                             f"(last dimension); pass activations of the site it was built for")
-        if x.numel() == 0: raise ValueError(f"x of shape {tuple(x.shape)} is empty; pass at least one sample")
-        return x.reshape(-1, self.d_in).to(self.W_enc.dtype), tuple(x.shape[:-1])
-
-    def _targets(self, y, lead: tuple) -> Tensor:
-        if not torch.is_tensor(y): raise TypeError(f"y must be a torch.Tensor of shape (..., {self.d_out}), got {type(y).__name__}")
-        if tuple(y.shape) != (*lead, self.d_out):
-            raise ValueError(f"y has shape {tuple(y.shape)}; expected {(*lead, self.d_out)} (the input's leading dims, d_out={self.d_out})")
-        return y.reshape(-1, self.d_out).to(self.W_dec.dtype)
-
-    def normalize(self, x: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
-        "`(x_n, stats)`: per-sample standardised `x` if `normalize_input`, else `(x, None)`."
-        if not self.normalize_input: return x, None
-        mu = x.mean(-1, keepdim=True)
-        scale = (x - mu).std(-1, keepdim=True) + 1e-5
-        return (x - mu) / scale, (mu, scale)
-
-    def denormalize(self, y: Tensor, stats: tuple[Tensor, Tensor] | None) -> Tensor:
-        "Undo `normalize` (identity when `stats` is None)."
-        return y if stats is None else y * stats[1] + stats[0]
-
-    def _prepare_input(self, x) -> tuple[Tensor, tuple | None, tuple]:
-        "`(x_n, stats, lead)`: the flattened, normalised encoder input, its normalisation stats and the leading shape."
-        x, lead = self._inputs(x)
-        return (*self.normalize(x), lead)
-
-    def _prepare(self, x, y=None):
-        "`(x_n, y_n, y_stats, lead)`: encoder input and target in the working space (+ stats to undo the target's)."
-        x_n, stats, lead = self._prepare_input(x)
-        if y is None:
-            if self.d_out != self.d_in: raise ValueError(f"this {type(self).__name__} maps d_in={self.d_in} to d_out={self.d_out}; pass the target y")
-            return x_n, x_n, stats, lead
-        return x_n, self._targets(y, lead), None, lead
-
-    # ---- encoder ---------------------------------------------------------------------------------------------
-    def _encoder_input(self, x_n: Tensor) -> Tensor:
-        "Map the normalised input to the encoder's input `h: (batch, d_enc)` (identity; multi-site encoders override)."
-        return x_n
-
-    def _preacts(self, x_n: Tensor) -> PreActs:
-        h = self._encoder_input(x_n)
-        if self.sparse_grad:
-            with torch.no_grad():
-                b = self.b_enc - self.W_enc.t() @ self.b_dec if self.apply_b_dec_to_input else self.b_enc
-                return PreActs(torch.addmm(b, h, self.W_enc), h)
-        hc = h - self.b_dec if self.apply_b_dec_to_input else h
-        return PreActs(torch.addmm(self.b_enc, hc, self.W_enc), h)
-
-    def _gather(self, pre: PreActs, rows: Tensor, cols: Tensor, offsets: Tensor) -> Tensor:
-        "Selected pre-activations `z[rows, cols]`, differentiable (sparse kernels in sparse mode)."
-        if self.sparse_grad:
-            b_dec = self.b_dec if self.apply_b_dec_to_input else None
-            return gather_preacts(pre.h, self.W_enc, self.b_enc, b_dec, pre.z, rows, cols, offsets)
-        return pre.z[rows, cols]
-
-    def _activate(self, pre: PreActs,  # pre-activations of the batch
-                  y_n: Tensor | None = None,  # (batch, d_out) working-space target (forward passes it; encode does not)
-                 ) -> tuple[Tensor | SparseCodes, dict[str, Tensor]]:
-        "Codes from pre-activations + the variant's loss terms. Standard SAE: `f = relu(z)`, `l1 = mean_b sum_j f_bj`."
-        f = pre.z.relu()
-        return f, {'l1': f.sum(-1).mean()}
-
-    def _decode_n(self, codes: Tensor | SparseCodes) -> Tensor:
-        if isinstance(codes, SparseCodes): return sparse_decode(codes, self.W_dec) + self.b_dec
-        return torch.addmm(self.b_dec, codes, self.W_dec)
-
-    # ---- public API ------------------------------------------------------------------------------------------
-    def encode_sparse(self, x) -> SparseCodes:
-        "Codes of `x: (..., d_in)` as `SparseCodes` over the flattened leading dims."
-        codes, _ = self._activate(self._preacts(self._prepare_input(x)[0]))
-        return codes if isinstance(codes, SparseCodes) else SparseCodes.from_dense(codes)
-
-    def encode(self, x) -> Tensor:
-        "Dense codes `(..., n_features)` of `x: (..., d_in)`."
-        x_n, _, lead = self._prepare_input(x)
-        codes, _ = self._activate(self._preacts(x_n))
-        dense = codes.to_dense() if isinstance(codes, SparseCodes) else codes
-        return dense.reshape(*lead, self.n_features)
-
-    def decode(self, codes: Tensor | SparseCodes,  # dense (..., n_features) or sparse codes
-               stats: tuple[Tensor, Tensor] | None = None,  # from `normalize(x)`, to return to the data's units
-              ) -> Tensor:
-        "Reconstruction `codes @ W_dec + b_dec` (working space unless `stats` is given)."
-        if isinstance(codes, SparseCodes): return self.denormalize(self._decode_n(codes), stats)
-        lead = codes.shape[:-1]
-        out = self._decode_n(codes.reshape(-1, self.n_features))
-        if stats is not None: out = self.denormalize(out, (stats[0].reshape(-1, 1), stats[1].reshape(-1, 1)))
-        return out.reshape(*lead, self.d_out)
-
-    def forward(self, x,  # (..., d_in) input activations
-                y: Tensor | None = None,  # (..., d_out) target (None: reconstruct x)
-                *,
-                dead_mask: Tensor | None = None,  # (n_features,) bool; given -> the `auxk` term is computed
-                aux_k: int | None = None,  # dead features per sample in AuxK (None: d_out // 2)
-               ) -> SAEOutput:
-        "Reconstruction, codes and unweighted loss terms (`recon`, the variant's terms, `auxk` if `dead_mask` is given)."
-        x_n, y_n, stats, lead = self._prepare(x, y)
-        pre = self._preacts(x_n)
-        codes, extra = self._activate(pre, y_n)
-        recon_n = self._decode_n(codes)
-        terms = {'recon': F.mse_loss(recon_n, y_n, reduction='sum') / y_n.shape[0], **extra}
-        if dead_mask is not None: terms['auxk'] = self._auxk(pre, y_n, recon_n, dead_mask, aux_k)
-        if not isinstance(codes, SparseCodes): codes = SparseCodes.from_dense(codes)
-        return SAEOutput(self.denormalize(recon_n, stats).reshape(*lead, self.d_out), codes, terms)
-
-    def predict(self, x,  # (..., d_in) input activations
-               ) -> Tensor:
-        "(..., d_out) from `x` alone: an autoencoder's reconstruction (d_out == d_in, in x's units), a transcoder's output site."
-        if self.d_out == self.d_in: return self(x).recon
-        x_flat, lead = self._inputs(x)
-        return self.decode(self.encode_sparse(x_flat)).reshape(*lead, self.d_out)
-
-    # ---- AuxK and dead features ------------------------------------------------------------------------------
-    def _aux_scores(self, z_dead: Tensor) -> Tensor:
-        "How dead features are ranked for AuxK (largest pre-activation; AbsTopK ranks by |z|)."
-        return z_dead
-
-    def _auxk(self, pre: PreActs, y_n: Tensor, recon_n: Tensor, dead_mask: Tensor, aux_k: int | None) -> Tensor:
-        dead = dead_mask.to(self.device).nonzero().squeeze(1)
-        if dead.numel() == 0: return recon_n.new_zeros(())
-        residual = (y_n - recon_n).detach()
-        k = min(self.d_out // 2 if aux_k is None else check_positive_int(aux_k, 'aux_k'), dead.numel())
-        B = pre.z.shape[0]
-        cols = dead[self._aux_scores(pre.z.detach()[:, dead]).topk(k, dim=1, sorted=False).indices].reshape(-1)
-        rows = torch.arange(B, device=self.device).repeat_interleave(k)
-        offsets = torch.arange(0, B * k + 1, k, device=self.device)
-        vals = self._gather(pre, rows, cols, offsets)
-        e_hat = sparse_decode(SparseCodes(vals, cols, offsets, self.n_features), self.W_dec)  # no b_dec
-        return (e_hat - residual).pow(2).sum(-1).mean()
-
-    @torch.no_grad()
-    def update_activity(self, codes: SparseCodes):
-        "Count samples since each feature last fired (call once per training batch; under torchrun, on every rank)."
-        fired = torch.zeros(self.n_features, dtype=torch.int32, device=self.device)
-        fired[codes.indices[codes.values != 0]] = 1
-        n = codes.batch_size
-        world = dist_info()[1]
-        if world > 1:  # fired on any rank; every rank counts the global batch, so all ranks agree on dead features
-            dist.all_reduce(fired, op=dist.ReduceOp.MAX)
-            n *= world
-        self.samples_since_fired += n
-        self.samples_since_fired[fired.bool()] = 0
-
-    def dead_mask(self, dead_after: int) -> Tensor:
-        "(n_features,) True for features that have not fired in the last `dead_after` training samples."
-        return self.samples_since_fired >= dead_after
-
-    # ---- decoder constraint ----------------------------------------------------------------------------------
-    @torch.no_grad()
-    def project_decoder_grad(self):
-        "Remove from `W_dec.grad` its component along each decoder row: `g -= (g . w) / (w . w) w`."
-        g, w = self.W_dec.grad, self.W_dec
-        if g is None: return
-        g.addcmul_(((g * w).sum(1) / (w * w).sum(1).clamp_min(1e-24))[:, None], w, value=-1.0)
-
-    @torch.no_grad()
-    def normalize_decoder(self):
-        "Rescale every decoder row to unit norm."
-        self.W_dec.div_(self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
-
-    def post_step(self):
-        "Called after each optimizer step: renormalise the decoder (variants add their own constraints)."
-        self.normalize_decoder()
-
-    # ---- b_dec initialisation --------------------------------------------------------------------------------
-    @torch.no_grad()
-    def init_b_dec(self, x,  # a sample of inputs (..., d_in)
-                   y: Tensor | None = None,  # matching targets (transcoders)
-                   method: str = 'geometric_median',  # 'geometric_median', 'mean' or 'zeros'
-                  ):
-        "Set `b_dec` to the mean or geometric median of the targets (in the working space)."
-        if method not in ('geometric_median', 'mean', 'zeros'):
-            raise ValueError(f"method={method!r}: use 'geometric_median', 'mean' or 'zeros'")
-        _, y_n, _, _ = self._prepare(x, y)
-        if method == 'zeros': self.b_dec.zero_()
-        elif method == 'mean': self.b_dec.copy_(y_n.mean(0))
-        else: self.b_dec.copy_(geometric_median(y_n))
-
-    # ---- the SAELens layout (to_saelens / from_saelens) ------------------------------------------------------
-    def saelens_spec(self) -> tuple[dict, dict[str, Tensor]]:
-        "`(extra cfg fields, extra tensors)` that `to_saelens` writes beside the shared ones (variants override)."
-        return {}, {}
-
-    @classmethod
-    def from_saelens_spec(cls, cfg: dict,  # the folder's cfg.json
-                          weights: dict[str, Tensor],  # its tensors
-                          **common,  # d_in, n_features, normalize_input, apply_b_dec_to_input, device
-                         ) -> 'SAE':
-        "A new SAE of this class for a SAELens folder, with the variant's own settings and tensors (`from_saelens` copies the shared ones)."
-        return cls(**common)
-
     def extra_repr(self) -> str:
         return ', '.join(f'{k}={v}' for k, v in self.init_kwargs.items() if k != 'seed')
+
+# %% ../../nbs/20_sae.base.ipynb #c29f0652
+@patch
+def _inputs(self: SAE, x) -> tuple[Tensor, tuple]:
+    "Validate `x: (..., d_in)`; return it flattened to `(batch, d_in)` and the leading shape."
+    if not torch.is_tensor(x): raise TypeError(f"x must be a torch.Tensor of shape (..., {self.d_in}), got {type(x).__name__}")
+    if x.ndim == 0 or x.shape[-1] != self.d_in:
+        raise ValueError(f"x has shape {tuple(x.shape)} but this {type(self).__name__} reads d_in={self.d_in} features "
+                         f"(last dimension); pass activations of the site it was built for")
+    if x.numel() == 0: raise ValueError(f"x of shape {tuple(x.shape)} is empty; pass at least one sample")
+    return x.reshape(-1, self.d_in).to(self.W_enc.dtype), tuple(x.shape[:-1])
+
+
+@patch
+def _targets(self: SAE, y, lead: tuple) -> Tensor:
+    if not torch.is_tensor(y): raise TypeError(f"y must be a torch.Tensor of shape (..., {self.d_out}), got {type(y).__name__}")
+    if tuple(y.shape) != (*lead, self.d_out):
+        raise ValueError(f"y has shape {tuple(y.shape)}; expected {(*lead, self.d_out)} (the input's leading dims, d_out={self.d_out})")
+    return y.reshape(-1, self.d_out).to(self.W_dec.dtype)
+
+
+@patch
+def normalize(self: SAE, x: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
+    "`(x_n, stats)`: per-sample standardised `x` if `normalize_input`, else `(x, None)`."
+    if not self.normalize_input: return x, None
+    mu = x.mean(-1, keepdim=True)
+    scale = (x - mu).std(-1, keepdim=True) + 1e-5
+    return (x - mu) / scale, (mu, scale)
+
+
+@patch
+def denormalize(self: SAE, y: Tensor, stats: tuple[Tensor, Tensor] | None) -> Tensor:
+    "Undo `normalize` (identity when `stats` is None)."
+    return y if stats is None else y * stats[1] + stats[0]
+
+
+@patch
+def _prepare_input(self: SAE, x) -> tuple[Tensor, tuple | None, tuple]:
+    "`(x_n, stats, lead)`: the flattened, normalised encoder input, its normalisation stats and the leading shape."
+    x, lead = self._inputs(x)
+    return (*self.normalize(x), lead)
+
+
+@patch
+def _prepare(self: SAE, x, y=None):
+    "`(x_n, y_n, y_stats, lead)`: encoder input and target in the working space (+ stats to undo the target's)."
+    x_n, stats, lead = self._prepare_input(x)
+    if y is None:
+        if self.d_out != self.d_in: raise ValueError(f"this {type(self).__name__} maps d_in={self.d_in} to d_out={self.d_out}; pass the target y")
+        return x_n, x_n, stats, lead
+    return x_n, self._targets(y, lead), None, lead
+
+# %% ../../nbs/20_sae.base.ipynb #7d4ed65c
+@patch
+def _encoder_input(self: SAE, x_n: Tensor) -> Tensor:
+    "Map the normalised input to the encoder's input `h: (batch, d_enc)` (identity; multi-site encoders override)."
+    return x_n
+
+
+@patch
+def _preacts(self: SAE, x_n: Tensor) -> PreActs:
+    h = self._encoder_input(x_n)
+    if self.sparse_grad:
+        with torch.no_grad():
+            b = self.b_enc - self.W_enc.t() @ self.b_dec if self.apply_b_dec_to_input else self.b_enc
+            return PreActs(torch.addmm(b, h, self.W_enc), h)
+    hc = h - self.b_dec if self.apply_b_dec_to_input else h
+    return PreActs(torch.addmm(self.b_enc, hc, self.W_enc), h)
+
+
+@patch
+def _gather(self: SAE, pre: PreActs, rows: Tensor, cols: Tensor, offsets: Tensor) -> Tensor:
+    "Selected pre-activations `z[rows, cols]`, differentiable (sparse kernels in sparse mode)."
+    if self.sparse_grad:
+        b_dec = self.b_dec if self.apply_b_dec_to_input else None
+        return gather_preacts(pre.h, self.W_enc, self.b_enc, b_dec, pre.z, rows, cols, offsets)
+    return pre.z[rows, cols]
+
+
+@patch
+def _activate(self: SAE, pre: PreActs,  # pre-activations of the batch
+              y_n: Tensor | None = None,  # (batch, d_out) working-space target (forward passes it; encode does not)
+             ) -> tuple[Tensor | SparseCodes, dict[str, Tensor]]:
+    "Codes from pre-activations + the variant's loss terms. Standard SAE: `f = relu(z)`, `l1 = mean_b sum_j f_bj`."
+    f = pre.z.relu()
+    return f, {'l1': f.sum(-1).mean()}
+
+
+@patch
+def _decode_n(self: SAE, codes: Tensor | SparseCodes) -> Tensor:
+    if isinstance(codes, SparseCodes): return sparse_decode(codes, self.W_dec) + self.b_dec
+    return torch.addmm(self.b_dec, codes, self.W_dec)
+
+# %% ../../nbs/20_sae.base.ipynb #e9e56774
+@patch
+def encode_sparse(self: SAE, x) -> SparseCodes:
+    "Codes of `x: (..., d_in)` as `SparseCodes` over the flattened leading dims."
+    codes, _ = self._activate(self._preacts(self._prepare_input(x)[0]))
+    return codes if isinstance(codes, SparseCodes) else SparseCodes.from_dense(codes)
+
+
+@patch
+def encode(self: SAE, x) -> Tensor:
+    "Dense codes `(..., n_features)` of `x: (..., d_in)`."
+    x_n, _, lead = self._prepare_input(x)
+    codes, _ = self._activate(self._preacts(x_n))
+    dense = codes.to_dense() if isinstance(codes, SparseCodes) else codes
+    return dense.reshape(*lead, self.n_features)
+
+
+@patch
+def decode(self: SAE, codes: Tensor | SparseCodes,  # dense (..., n_features) or sparse codes
+           stats: tuple[Tensor, Tensor] | None = None,  # from `normalize(x)`, to return to the data's units
+          ) -> Tensor:
+    "Reconstruction `codes @ W_dec + b_dec` (working space unless `stats` is given)."
+    if isinstance(codes, SparseCodes): return self.denormalize(self._decode_n(codes), stats)
+    lead = codes.shape[:-1]
+    out = self._decode_n(codes.reshape(-1, self.n_features))
+    if stats is not None: out = self.denormalize(out, (stats[0].reshape(-1, 1), stats[1].reshape(-1, 1)))
+    return out.reshape(*lead, self.d_out)
+
+
+@patch
+def forward(self: SAE, x,  # (..., d_in) input activations
+            y: Tensor | None = None,  # (..., d_out) target (None: reconstruct x)
+            *,
+            dead_mask: Tensor | None = None,  # (n_features,) bool; given -> the `auxk` term is computed
+            aux_k: int | None = None,  # dead features per sample in AuxK (None: d_out // 2)
+           ) -> SAEOutput:
+    "Reconstruction, codes and unweighted loss terms (`recon`, the variant's terms, `auxk` if `dead_mask` is given)."
+    x_n, y_n, stats, lead = self._prepare(x, y)
+    pre = self._preacts(x_n)
+    codes, extra = self._activate(pre, y_n)
+    recon_n = self._decode_n(codes)
+    terms = {'recon': F.mse_loss(recon_n, y_n, reduction='sum') / y_n.shape[0], **extra}
+    if dead_mask is not None: terms['auxk'] = self._auxk(pre, y_n, recon_n, dead_mask, aux_k)
+    if not isinstance(codes, SparseCodes): codes = SparseCodes.from_dense(codes)
+    return SAEOutput(self.denormalize(recon_n, stats).reshape(*lead, self.d_out), codes, terms)
+
+
+@patch
+def predict(self: SAE, x,  # (..., d_in) input activations
+           ) -> Tensor:
+    "(..., d_out) from `x` alone: an autoencoder's reconstruction (d_out == d_in, in x's units), a transcoder's output site."
+    if self.d_out == self.d_in: return self(x).recon
+    x_flat, lead = self._inputs(x)
+    return self.decode(self.encode_sparse(x_flat)).reshape(*lead, self.d_out)
+
+# %% ../../nbs/20_sae.base.ipynb #4eacb69d
+@patch
+def _aux_scores(self: SAE, z_dead: Tensor) -> Tensor:
+    "How dead features are ranked for AuxK (largest pre-activation; AbsTopK ranks by |z|)."
+    return z_dead
+
+
+@patch
+def _auxk(self: SAE, pre: PreActs, y_n: Tensor, recon_n: Tensor, dead_mask: Tensor, aux_k: int | None) -> Tensor:
+    dead = dead_mask.to(self.device).nonzero().squeeze(1)
+    if dead.numel() == 0: return recon_n.new_zeros(())
+    residual = (y_n - recon_n).detach()
+    k = min(self.d_out // 2 if aux_k is None else check_positive_int(aux_k, 'aux_k'), dead.numel())
+    B = pre.z.shape[0]
+    cols = dead[self._aux_scores(pre.z.detach()[:, dead]).topk(k, dim=1, sorted=False).indices].reshape(-1)
+    rows = torch.arange(B, device=self.device).repeat_interleave(k)
+    offsets = torch.arange(0, B * k + 1, k, device=self.device)
+    vals = self._gather(pre, rows, cols, offsets)
+    e_hat = sparse_decode(SparseCodes(vals, cols, offsets, self.n_features), self.W_dec)  # no b_dec
+    return (e_hat - residual).pow(2).sum(-1).mean()
+
+# %% ../../nbs/20_sae.base.ipynb #f1a4bbab
+@patch
+@torch.no_grad()
+def update_activity(self: SAE, codes: SparseCodes):
+    "Count samples since each feature last fired (call once per training batch; under torchrun, on every rank)."
+    fired = torch.zeros(self.n_features, dtype=torch.int32, device=self.device)
+    fired[codes.indices[codes.values != 0]] = 1
+    n = codes.batch_size
+    world = dist_info()[1]
+    if world > 1:  # fired on any rank; every rank counts the global batch, so all ranks agree on dead features
+        dist.all_reduce(fired, op=dist.ReduceOp.MAX)
+        n *= world
+    self.samples_since_fired += n
+    self.samples_since_fired[fired.bool()] = 0
+
+
+@patch
+def dead_mask(self: SAE, dead_after: int) -> Tensor:
+    "(n_features,) True for features that have not fired in the last `dead_after` training samples."
+    return self.samples_since_fired >= dead_after
+
+# %% ../../nbs/20_sae.base.ipynb #e61e9fee
+@patch
+@torch.no_grad()
+def project_decoder_grad(self: SAE):
+    "Remove from `W_dec.grad` its component along each decoder row: `g -= (g . w) / (w . w) w`."
+    g, w = self.W_dec.grad, self.W_dec
+    if g is None: return
+    g.addcmul_(((g * w).sum(1) / (w * w).sum(1).clamp_min(1e-24))[:, None], w, value=-1.0)
+
+
+@patch
+@torch.no_grad()
+def normalize_decoder(self: SAE):
+    "Rescale every decoder row to unit norm."
+    self.W_dec.div_(self.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-12))
+
+
+@patch
+def post_step(self: SAE):
+    "Called after each optimizer step: renormalise the decoder (variants add their own constraints)."
+    self.normalize_decoder()
 
 # %% ../../nbs/20_sae.base.ipynb #929ee8f9
 def geometric_median(x: Tensor,  # (n, d) points
@@ -397,42 +448,20 @@ def geometric_median(x: Tensor,  # (n, d) points
         if done: break
     return m.float()
 
-# %% ../../nbs/20_sae.base.ipynb #dc587f52
-SAE_ARCHITECTURES: dict[str, type] = {}  # architecture name -> SAE class
-
-
-def register_sae(cls: type) -> type:
-    "Class decorator: enter the SAE class `cls` in `SAE_ARCHITECTURES` under its own `architecture` name; returns `cls`."
-    if not (isinstance(cls, type) and issubclass(cls, SAE)): raise TypeError(f"register_sae registers SAE subclasses, got {cls!r}")
-    name = cls.__dict__.get('architecture')
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"{cls.__qualname__} has no `architecture` of its own; give the class an attribute architecture = 'a_new_name'")
-    old = SAE_ARCHITECTURES.get(name)
-    if old is not None and old.__qualname__ != cls.__qualname__:  # the same class defined again (a re-run cell) replaces itself
-        raise ValueError(f"architecture {name!r} is already registered to {old.__qualname__}; give {cls.__qualname__} another name")
-    SAE_ARCHITECTURES[name] = cls
-    return cls
-
-
-def sae_class(name: str,  # a registered architecture name, e.g. 'batchtopk'
-             ) -> type:
-    "The SAE class registered under `name`."
-    if name not in SAE_ARCHITECTURES:
-        raise ValueError(f"no SAE architecture {name!r}; registered: {sorted(SAE_ARCHITECTURES)} (the variants register when "
-                         "decomp.sae.variants is imported; a class of your own needs @register_sae)")
-    return SAE_ARCHITECTURES[name]
-
-
-def _architecture(sae: SAE) -> str:
-    "The registered architecture name of `sae`'s class (what checkpoints record)."
-    name = type(sae).__dict__.get('architecture')
-    if name is None or SAE_ARCHITECTURES.get(name) is not type(sae):
-        raise ValueError(f"{type(sae).__qualname__} is not in SAE_ARCHITECTURES; give it its own `architecture` name and "
-                         "decorate the class with @register_sae")
-    return name
-
-
-register_sae(SAE)
+# %% ../../nbs/20_sae.base.ipynb #3cd22ca8
+@patch
+@torch.no_grad()
+def init_b_dec(self: SAE, x,  # a sample of inputs (..., d_in)
+               y: Tensor | None = None,  # matching targets (transcoders)
+               method: str = 'geometric_median',  # 'geometric_median', 'mean' or 'zeros'
+              ):
+    "Set `b_dec` to the mean or geometric median of the targets (in the working space)."
+    if method not in ('geometric_median', 'mean', 'zeros'):
+        raise ValueError(f"method={method!r}: use 'geometric_median', 'mean' or 'zeros'")
+    _, y_n, _, _ = self._prepare(x, y)
+    if method == 'zeros': self.b_dec.zero_()
+    elif method == 'mean': self.b_dec.copy_(y_n.mean(0))
+    else: self.b_dec.copy_(geometric_median(y_n))
 
 # %% ../../nbs/20_sae.base.ipynb #b59ec589
 @dataclasses.dataclass
@@ -683,6 +712,21 @@ def train_sae(sae: SAE,  # the SAE to train (in place)
     history = fit(method, activations, config, optimizer=_adam, resume=resume, desc=type(sae).__name__)
     sae.eval()
     return sae, history
+
+# %% ../../nbs/20_sae.base.ipynb #1f27de84
+@patch
+def saelens_spec(self: SAE) -> tuple[dict, dict[str, Tensor]]:
+    "`(extra cfg fields, extra tensors)` that `to_saelens` writes beside the shared ones (variants override)."
+    return {}, {}
+
+
+@patch(cls_method=True)
+def from_saelens_spec(cls: SAE, cfg: dict,  # the folder's cfg.json
+                      weights: dict[str, Tensor],  # its tensors
+                      **common,  # d_in, n_features, normalize_input, apply_b_dec_to_input, device
+                     ) -> 'SAE':
+    "A new SAE of this class for a SAELens folder, with the variant's own settings and tensors (`from_saelens` copies the shared ones)."
+    return cls(**common)
 
 # %% ../../nbs/20_sae.base.ipynb #29cd178c
 def to_saelens(sae: SAE,  # a standard, TopK, BatchTopK or JumpReLU SAE
