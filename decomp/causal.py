@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .core import Config, check_finite, check_positive_int, get_device, output_dir
-from .spd.model import ComponentModel
+from .spd.model import ComponentModel, check_component_model
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'FIGURES', 'alive_components', 'LassoResult', 'lasso_predictors', 'StepwiseResult',
@@ -542,19 +542,6 @@ class ComponentActivations:
     n_samples: int
 
 # %% ../nbs/30_causal.ipynb #70cbb8cf
-def _check_cm(cm, names: Sequence[str]):
-    if not isinstance(cm, ComponentModel):
-        raise TypeError(f"component_model must be a decomp.spd.model.ComponentModel, got {type(cm).__name__}")
-    bad = [n for n in names if n not in cm.module_names]
-    if bad: raise ValueError(f"layers {bad} are not decomposed in this ComponentModel; decomposed layers: {cm.module_names}")
-
-
-def _model_device(cm: nn.Module, device) -> torch.device:
-    if device is not None: return get_device(device)
-    p = next(cm.parameters(), None)
-    return p.device if p is not None else torch.device('cpu')
-
-
 def _batches(data, batch_size: int, max_samples: int | None):
     """Yield input tensors of at most `batch_size` rows, `max_samples` rows in all: every sample once, in order (an evaluation
     pass; training draws its batches from `decomp.data.Batcher`, which shuffles, repeats and is addressed by step)."""
@@ -599,10 +586,10 @@ def collect_components(component_model: ComponentModel,  # a (trained) decomposi
                       ) -> ComponentActivations:
     "Per-sample activations, raw inner activations and CIs `(N, C)` of `layers` over `data`."
     if isinstance(layers, str): layers = [layers]
-    _check_cm(component_model, layers)
+    check_component_model(component_model, layers)
     if activation not in ACTIVATIONS: raise ValueError(f"activation={activation!r}: use one of {ACTIVATIONS}")
     batch_size = check_positive_int(batch_size, 'batch_size')
-    cm, dev = component_model, _model_device(component_model, device)
+    cm, dev = component_model, component_model.device if device is None else get_device(device)
     out = {k: {n: [] for n in layers} for k in ('acts', 'ci', 'inner')}
     with torch.no_grad():
         for x in tqdm(_batches(data, batch_size, max_samples), desc='collect', disable=not progress):
@@ -693,11 +680,11 @@ def causal_effects(component_model: ComponentModel,  # a (trained) decomposition
                    progress: bool = False,  # tqdm progress bar over batches
                   ) -> CausalEffects:
     "Ablation effects `(len(up_idx), len(down_idx))` of masking out each upstream component on each downstream activation."
-    _check_cm(component_model, [upstream, downstream])
+    check_component_model(component_model, [upstream, downstream])
     if upstream == downstream: raise ValueError(f"upstream and downstream are both {upstream!r}; pick two different layers")
     if activation not in ACTIVATIONS: raise ValueError(f"activation={activation!r}: use one of {ACTIVATIONS}")
     batch_size, max_rows = check_positive_int(batch_size, 'batch_size'), check_positive_int(max_rows, 'max_rows')
-    cm, dev = component_model, _model_device(component_model, device)
+    cm, dev = component_model, component_model.device if device is None else get_device(device)
     C1, C2 = cm.C[upstream], cm.C[downstream]
     up_idx = torch.arange(C1) if up_idx is None else torch.as_tensor(up_idx, dtype=torch.long).flatten()
     down_idx = torch.arange(C2) if down_idx is None else torch.as_tensor(down_idx, dtype=torch.long).flatten()
@@ -837,7 +824,7 @@ def analyze_causal(component_model: ComponentModel,  # a (trained) decomposition
     cfg = (config or CausalConfig())
     if not isinstance(cfg, CausalConfig): raise TypeError(f"config must be a CausalConfig, got {type(cfg).__name__}")
     if overrides: cfg = cfg.replace(**overrides)
-    _check_cm(component_model, [upstream, downstream])
+    check_component_model(component_model, [upstream, downstream])
     if upstream == downstream: raise ValueError(f"upstream and downstream are both {upstream!r}; pick two different layers")
     if not torch.is_tensor(data) and iter(data) is data:
         raise TypeError("data is a one-shot iterator but it is read twice (activations, then ablations); pass a tensor or a re-iterable loader")

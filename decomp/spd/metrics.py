@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ..core import check_positive_int
 from .components import Components
+from .model import check_component_model
 
 # %% auto #0
 __all__ = ['CIStats', 'ci_l0', 'activation_density', 'alive_components', 'ci_histograms', 'spatial_ci_maps', 'finish_figure',
@@ -439,17 +440,6 @@ def default_accuracy(logits: Tensor,  # (B, n_classes) model output
     return (logits.argmax(-1) == y).float()
 
 # %% ../../nbs/15_spd.metrics.ipynb #1844a5d9
-def _model_device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    if p is None: p = next(model.buffers(), None)
-    return p.device if p is not None else torch.device('cpu')
-
-
-def _check_cm(cm):
-    if not all(hasattr(cm, a) for a in ('calc_ci', 'forward_with_cache', 'components', 'module_names')):
-        raise TypeError(f"component_model must be a decomp.spd.model.ComponentModel, got {type(cm).__name__}")
-
-
 def _check_xy(x, y):
     if not torch.is_tensor(x) or x.dim() < 1 or x.shape[0] == 0:
         raise ValueError(f"x must be a non-empty tensor of inputs (n, ...), got {tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
@@ -463,10 +453,10 @@ def _run(cm, x: Tensor, y: Tensor | None, *, stats: CIStats | None, accuracy: bo
          kind: str, batch_size: int, seed: int, progress: bool, desc: str):
     "One pass over `x`: update `stats` with the lower CI; with `accuracy`, return (overall accuracies, per-layer stochastic accuracies)."
     from decomp.spd.importance import sample_masks
-    _check_cm(cm); _check_xy(x, y)
+    check_component_model(cm); _check_xy(x, y)
     batch_size, n_samples = check_positive_int(batch_size, 'batch_size'), check_positive_int(n_samples, 'n_samples')
     accuracy_fn = accuracy_fn or default_accuracy
-    dev, names = _model_device(cm), list(cm.module_names)
+    dev, names = cm.device, list(cm.module_names)
     g = torch.Generator(device=dev).manual_seed(int(seed))
     overall = dict.fromkeys(('target', 'ones', 'ci', 'stochastic'), 0.0)
     layer = dict.fromkeys(names, 0.0)
@@ -500,8 +490,8 @@ def collect_ci(component_model: nn.Module,  # a trained ComponentModel
                upper: bool = False,  # the upper-leaky CI (used by importance minimality) instead of the lower one
               ) -> dict[str, Tensor]:
     "Full CI dict `{layer: (n, *locations, C)}` on the CPU (conv layers: per location; mind the memory for big datasets)."
-    _check_cm(component_model); _check_xy(x, None)
-    dev, out = _model_device(component_model), {}
+    check_component_model(component_model); _check_xy(x, None)
+    dev, out = component_model.device, {}
     with torch.no_grad():
         for i in range(0, x.shape[0], check_positive_int(batch_size, 'batch_size')):
             _, inputs = component_model.forward_with_cache(x[i:i + batch_size].to(dev))
@@ -542,7 +532,7 @@ def decomposition_accuracy(component_model: nn.Module,  # a trained ComponentMod
 def weight_errors(component_model: nn.Module,  # a ComponentModel
                  ) -> dict[str, float]:
     "Relative weight error per layer, ||W_target - (V U)^T||_F / ||W_target||_F (Conv2d: over the whole kernel)."
-    _check_cm(component_model)
+    check_component_model(component_model)
     with torch.no_grad():
         return {n: ((component_model.target_weight(n) - c.weight).norm() / component_model.target_weight(n).norm().clamp_min(1e-12)).item()
                 for n, c in component_model.components.items()}

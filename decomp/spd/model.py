@@ -16,7 +16,7 @@ from .components import Components, layer_kind, supported_types
 from .importance import CI_KINDS, lower_leaky_hard_sigmoid, make_ci_fn, upper_leaky_hard_sigmoid
 
 # %% auto #0
-__all__ = ['ComponentModel']
+__all__ = ['ComponentModel', 'check_component_model']
 
 # %% ../../nbs/12_spd.model.ipynb #d4135f75
 def _resolve_layers(target: nn.Module, target_modules, C) -> dict[str, int]:
@@ -112,6 +112,24 @@ def component_parameters(self: ComponentModel) -> list[nn.Parameter]:
 def ci_parameters(self: ComponentModel) -> list[nn.Parameter]:
     "The parameters of every CI function."
     return list(self._ci_fns.parameters())
+
+
+@patch(as_prop=True)
+def device(self: ComponentModel) -> torch.device:
+    "Where the model lives: the device of its first parameter (or buffer); CPU if it has none."
+    p = next(self.parameters(), None)
+    if p is None: p = next(self.buffers(), None)
+    return p.device if p is not None else torch.device('cpu')
+
+
+def check_component_model(component_model,  # what a caller passed as a ComponentModel
+                          layers: Sequence[str] = (),  # layer names it must decompose
+                         ) -> ComponentModel:
+    "`component_model` itself, or a TypeError if it is not a `ComponentModel` and a ValueError naming the `layers` it does not decompose."
+    if not isinstance(component_model, ComponentModel):
+        raise TypeError(f"component_model must be a decomp.spd.model.ComponentModel, got {type(component_model).__name__}")
+    component_model._check_names(list(layers))
+    return component_model
 
 # %% ../../nbs/12_spd.model.ipynb #6de9d1c8
 @patch
