@@ -84,7 +84,7 @@ def patch_site(model: nn.Module,  # the model to patch
     try: yield model
     finally: h.remove()
 
-
+# %% ../../nbs/22_sae.transcoder.ipynb #b2b873d5
 @contextlib.contextmanager
 def transcoder_patch(model: nn.Module,  # the model whose layer is replaced
                      transcoder: SAE,  # a trained transcoder (any SAE with d_out = the output site's width)
@@ -108,7 +108,7 @@ def transcoder_patch(model: nn.Module,  # the model whose layer is replaced
         with patch_site(model, output_site, predict): yield model
     finally: h.remove()
 
-
+# %% ../../nbs/22_sae.transcoder.ipynb #9a3c399e
 def _kl(logp: Tensor, logq: Tensor) -> Tensor:
     "(B,) KL(p || q) from log-probabilities."
     return (logp.exp() * (logp - logq)).sum(-1)
@@ -152,7 +152,7 @@ def replacement_fidelity(model: nn.Module,  # classifier whose layer is replaced
         out.update(acc, accuracy_drop=acc['accuracy'] - acc['replaced_accuracy'])
     return out
 
-
+# %% ../../nbs/22_sae.transcoder.ipynb #bfd54ea7
 def evaluate_transcoder(transcoder: SAE,  # trained transcoder
                         model: nn.Module,  # the model it imitates a layer of
                         x: Tensor,  # (N, ...) model inputs (held out)
@@ -181,7 +181,7 @@ def feature_activations(transcoder: SAE,  # trained transcoder / SAE
                            for i in range(0, inputs.shape[0], batch_size)])
     finally: transcoder.train(was)
 
-
+# %% ../../nbs/22_sae.transcoder.ipynb #ea71b07e
 def order_by_label(table: Tensor,  # (n_labels, n) mean activation per label
                    features: Sequence[int] | Tensor | None = None,  # candidates (None: features that are non-zero somewhere)
                   ) -> list[int]:
@@ -191,7 +191,7 @@ def order_by_label(table: Tensor,  # (n_labels, n) mean activation per label
     best = t.argmax(0)
     return sorted(ids, key=lambda f: (int(best[f]), -float(t[best[f], f]), f))
 
-
+# %% ../../nbs/22_sae.transcoder.ipynb #6f8124d6
 def _check_features(features, n: int) -> list[int]:
     idx = [int(f) for f in features]
     if not idx: raise ValueError("features is empty: pass at least one feature id")
@@ -224,7 +224,7 @@ def plot_encoder_directions(transcoder: SAE,  # trained transcoder whose input i
     fig.colorbar(im, ax=list(axes.flat), shrink=0.8, label='encoder column / its max |w|')
     return finish_figure(fig, path)
 
-
+# %% ../../nbs/22_sae.transcoder.ipynb #cd8fa4dc
 def plot_decoder_effects(transcoder: SAE,  # trained transcoder
                          features: Sequence[int],  # feature ids, in display order
                          readout: Tensor | None = None,  # (n_out, d_output) weight of the next layer, e.g. fc2.weight
@@ -257,7 +257,7 @@ def plot_decoder_effects(transcoder: SAE,  # trained transcoder
     fig.tight_layout()
     return finish_figure(fig, path)
 
-
+# %% ../../nbs/22_sae.transcoder.ipynb #754eef5f
 def plot_label_heatmap(table: Tensor,  # (n_labels, n_features) mean activation per label
                        features: Sequence[int],  # columns, in order (e.g. `order_by_label(table)`)
                        label_name: str = 'digit',

@@ -50,7 +50,7 @@ def topk_select(z: Tensor,  # (batch, n_features) pre-activations
     rows, offsets = _fixed_rows(z.shape[0], k, z.device)
     return rows, cols, offsets
 
-
+# %% ../../nbs/21_sae.variants.ipynb #509da828
 def batchtopk_select(z: Tensor,  # (batch, n_features) pre-activations
                      k: int,  # mean number of features kept per sample
                      margin: float = 1.25,  # candidates aimed for, as a multiple of k * batch
@@ -182,7 +182,7 @@ def jumprelu(z: Tensor,  # (batch, n) pre-activations
     "`z * H(z - theta)` with the straight-through pseudo-derivative for `theta`."
     return _JumpReLUFn.apply(z, theta, bandwidth)
 
-
+# %% ../../nbs/21_sae.variants.ipynb #d77056a2
 def step_l0(z: Tensor,  # (batch, n) pre-activations
             theta: Tensor,  # (n,) thresholds
             bandwidth: float,  # rectangle-kernel width eps
@@ -190,7 +190,7 @@ def step_l0(z: Tensor,  # (batch, n) pre-activations
     "`H(z - theta)` (0/1) with the pseudo-derivative `-K((z - theta)/eps)/eps` for `theta` and none for `z`."
     return _StepFn.apply(z, theta, bandwidth)
 
-
+# %% ../../nbs/21_sae.variants.ipynb #3c7e37ee
 @register_sae
 class JumpReLUSAE(SAE):
     "SAE with JumpReLU codes `z * H(z - theta)` and an L0 (or target-L0) penalty; theta stored directly."
