@@ -75,7 +75,7 @@ def sparse_decode(codes: SparseCodes,  # codes of a batch
     return F.embedding_bag(codes.indices, W_dec, codes.offsets, mode='sum', per_sample_weights=codes.values.to(W_dec.dtype),
                            include_last_offset=True)
 
-
+# %% ../../nbs/20_sae.base.ipynb #42e8126f
 class _GatherPreacts(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, W, b_enc, b_dec, z, rows, cols, offsets):

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import ClassVar, Mapping
 
 import torch
+from fastcore.basics import patch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -402,39 +403,49 @@ class MultiInputSAE(BatchTopKSAE):
     def d_enc(self) -> int:
         return len(self.sites) * self.d_proj if self.mode == 'project' else sum(self.sites.values())
 
-    def _prepare_input(self, x):
-        if not isinstance(x, Mapping): raise TypeError(f"a MultiInputSAE reads a dict {{site: tensor}} with sites {list(self.sites)}, got {type(x).__name__}")
-        missing = [s for s in self.sites if s not in x]
-        if missing: raise ValueError(f"input sites {missing} are missing; the dict has {list(x)}")
-        lead = None; parts = []; stats = {}
-        for s, d in self.sites.items():
-            t = x[s]
-            if not torch.is_tensor(t) or t.ndim == 0 or t.shape[-1] != d:
-                raise ValueError(f"site {s!r} must be a tensor (..., {d}), got {tuple(t.shape) if torch.is_tensor(t) else type(t).__name__}")
-            if lead is None: lead = tuple(t.shape[:-1])
-            elif tuple(t.shape[:-1]) != lead: raise ValueError(f"site {s!r} has leading shape {tuple(t.shape[:-1])}, others {lead}")
-            if t.numel() == 0: raise ValueError(f"site {s!r} is empty; pass at least one sample")
-            t_n, st = self.normalize(t.reshape(-1, d).to(self.W_enc.dtype))
-            parts.append(t_n); stats[s] = st
-        return torch.cat(parts, -1), stats, lead
+# %% ../../nbs/21_sae.variants.ipynb #5259445a
+@patch
+def _prepare_input(self: MultiInputSAE, x):
+    if not isinstance(x, Mapping): raise TypeError(f"a MultiInputSAE reads a dict {{site: tensor}} with sites {list(self.sites)}, got {type(x).__name__}")
+    missing = [s for s in self.sites if s not in x]
+    if missing: raise ValueError(f"input sites {missing} are missing; the dict has {list(x)}")
+    lead = None; parts = []; stats = {}
+    for s, d in self.sites.items():
+        t = x[s]
+        if not torch.is_tensor(t) or t.ndim == 0 or t.shape[-1] != d:
+            raise ValueError(f"site {s!r} must be a tensor (..., {d}), got {tuple(t.shape) if torch.is_tensor(t) else type(t).__name__}")
+        if lead is None: lead = tuple(t.shape[:-1])
+        elif tuple(t.shape[:-1]) != lead: raise ValueError(f"site {s!r} has leading shape {tuple(t.shape[:-1])}, others {lead}")
+        if t.numel() == 0: raise ValueError(f"site {s!r} is empty; pass at least one sample")
+        t_n, st = self.normalize(t.reshape(-1, d).to(self.W_enc.dtype))
+        parts.append(t_n); stats[s] = st
+    return torch.cat(parts, -1), stats, lead
 
-    def _encoder_input(self, x_n: Tensor) -> Tensor:
-        if self.mode == 'concat': return x_n
-        return torch.cat([xs @ p for xs, p in zip(x_n.split(list(self.sites.values()), -1), self.proj)], -1)
 
-    def _prepare(self, x, y=None):
-        if y is not None: raise ValueError(f"a MultiInputSAE takes its target from the dict (site {self.target!r}); do not pass y")
-        x_n, stats, lead = self._prepare_input(x)
-        if self.target in self.sites:
-            y_n = x_n.split(list(self.sites.values()), -1)[list(self.sites).index(self.target)]
-            return x_n, y_n, stats[self.target], lead
-        if self.target not in x: raise ValueError(f"target site {self.target!r} is missing from the dict (needed for training)")
-        return x_n, self._targets(x[self.target], lead), None, lead
+@patch
+def _encoder_input(self: MultiInputSAE, x_n: Tensor) -> Tensor:
+    if self.mode == 'concat': return x_n
+    return torch.cat([xs @ p for xs, p in zip(x_n.split(list(self.sites.values()), -1), self.proj)], -1)
 
-    def target_of(self, batch: Mapping) -> Tensor:
-        "The target site's activations in a batch dict."
-        return batch[self.target]
 
-    def _activate(self, pre: PreActs, y_n: Tensor | None = None):
-        if self.activation == 'topk': return TopKSAE._activate(self, pre, y_n)
-        return super()._activate(pre, y_n)
+@patch
+def _prepare(self: MultiInputSAE, x, y=None):
+    if y is not None: raise ValueError(f"a MultiInputSAE takes its target from the dict (site {self.target!r}); do not pass y")
+    x_n, stats, lead = self._prepare_input(x)
+    if self.target in self.sites:
+        y_n = x_n.split(list(self.sites.values()), -1)[list(self.sites).index(self.target)]
+        return x_n, y_n, stats[self.target], lead
+    if self.target not in x: raise ValueError(f"target site {self.target!r} is missing from the dict (needed for training)")
+    return x_n, self._targets(x[self.target], lead), None, lead
+
+
+@patch
+def target_of(self: MultiInputSAE, batch: Mapping) -> Tensor:
+    "The target site's activations in a batch dict."
+    return batch[self.target]
+
+
+@patch
+def _activate(self: MultiInputSAE, pre: PreActs, y_n: Tensor | None = None):
+    if self.activation == 'topk': return TopKSAE._activate(self, pre, y_n)
+    return BatchTopKSAE._activate(self, pre, y_n)
