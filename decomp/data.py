@@ -17,9 +17,9 @@ from torch import Tensor
 from .core import check_finite, check_positive_int, output_dir
 
 # %% auto #0
-__all__ = ['tensor_loader', 'MNIST_HELP', 'SHAPES', 'COLOURS', 'SIZES', 'SIZE_FRACTIONS', 'sparse_features', 'ToyDictionary',
-           'max_cosine', 'mmcs', 'TensorLoader', 'data_loader', 'Batcher', 'MNIST', 'read_idx', 'load_mnist',
-           'render_shapes', 'ShapesColours', 'plot_shapes_examples']
+__all__ = ['MNIST_HELP', 'SHAPES', 'COLOURS', 'SIZES', 'SIZE_FRACTIONS', 'sparse_features', 'ToyDictionary', 'max_cosine', 'mmcs',
+           'data_loader', 'Batcher', 'MNIST', 'read_idx', 'load_mnist', 'render_shapes', 'ShapesColours',
+           'plot_shapes_examples']
 
 # %% ../nbs/01_data.ipynb #07587f56
 def _check_float(v, name: str, lo: float | None = None, hi: float | None = None) -> float:
@@ -140,51 +140,7 @@ def _gather(t: Tensor, idx: Tensor) -> Tensor:
         return torch.from_numpy(t.numpy()[idx.numpy()])
     return t[idx.to(t.device)]
 
-
-class TensorLoader:
-    "Batches of `tensors` (same first dim), reshuffled each epoch from `seed`; finite (one epoch per `iter`) or `infinite`."
-
-    def __init__(self,
-                 *tensors: Tensor,  # tensors sharing the first (sample) dimension
-                 batch_size: int,  # samples per batch
-                 shuffle: bool = True,  # random order each epoch
-                 seed: int = 0,  # seeds the shuffling
-                 drop_last: bool = False,  # skip the last incomplete batch
-                 infinite: bool = False,  # cycle epochs forever
-                 device: str | torch.device | None = None,  # move batches here (None: leave where they are)
-                ):
-        if not tensors: raise ValueError("tensor_loader needs at least one tensor, e.g. tensor_loader(x, y, batch_size=256)")
-        if not all(torch.is_tensor(t) for t in tensors):
-            raise TypeError(f"tensor_loader takes tensors; got {[type(t).__name__ for t in tensors]}")
-        lens = {t.shape[0] if t.ndim else None for t in tensors}
-        if len(lens) != 1 or None in lens or 0 in lens:
-            raise ValueError(f"tensors must share a non-empty first dimension; got shapes {[tuple(t.shape) for t in tensors]}")
-        self.tensors, self.n = tensors, lens.pop()
-        self.batch_size = check_positive_int(batch_size, 'batch_size')
-        if drop_last and self.batch_size > self.n:
-            raise ValueError(f"batch_size={batch_size} > {self.n} samples with drop_last=True would give no batch")
-        self.shuffle, self.drop_last, self.infinite, self.device = shuffle, drop_last, infinite, device
-        self.generator = torch.Generator().manual_seed(int(seed))
-
-    def __len__(self) -> int:
-        "Batches per epoch."
-        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
-
-    def _epoch(self) -> Iterator[tuple[Tensor, ...]]:
-        order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
-        for i in range(len(self)):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-            batch = tuple(_gather(t, idx) for t in self.tensors)
-            yield tuple(b.to(self.device) for b in batch) if self.device is not None else batch
-
-    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
-        yield from self._epoch()
-        while self.infinite: yield from self._epoch()
-
-
-tensor_loader = TensorLoader  # the function-style name used across decomp
-
-
+# %% ../nbs/01_data.ipynb #89c2157c
 def data_loader(dataset: torch.utils.data.Dataset,  # any map-style dataset
                 batch_size: int,  # samples per batch
                 shuffle: bool = True,  # random order each epoch
@@ -255,13 +211,13 @@ def _perm(self: Batcher, epoch: int) -> Tensor:
 @patch
 def _indices(self: Batcher, step: int) -> Tensor:
     "Sample indices of batch `step`: positions step*B ... step*B + B-1 of the concatenated epoch permutations."
-    pos = step * self.batch_size + torch.arange(self.batch_size)
-    ep, within = pos // self.n, pos % self.n
-    idx = torch.empty(self.batch_size, dtype=torch.long)
-    for e in ep.unique().tolist():
-        sel = ep == e
-        idx[sel] = self._perm(e)[within[sel]]
-    return idx
+    pos, end, parts = step * self.batch_size, (step + 1) * self.batch_size, []
+    while pos < end:  # one slice per epoch the batch touches (usually one)
+        epoch, lo = divmod(pos, self.n)
+        hi = min(self.n, lo + end - pos)
+        parts.append(self._perm(epoch)[lo:hi])
+        pos += hi - lo
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 # %% ../nbs/01_data.ipynb #8b021215
 @patch

@@ -18,8 +18,8 @@ from .data import Batcher, _map, _tensors
 from .distributed import all_reduce_mean, is_main_process, rank_slice, setup_distributed, wrap_ddp
 
 # %% auto #0
-__all__ = ['History', 'constant_schedule', 'cosine_schedule', 'linear_schedule', 'make_schedule', 'train_loop', 'Method',
-           'make_optimizer', 'FitConfig', 'fit']
+__all__ = ['History', 'constant_schedule', 'cosine_schedule', 'linear_schedule', 'make_schedule', 'Method', 'make_optimizer',
+           'FitConfig', 'fit']
 
 # %% ../nbs/03_train.ipynb #da28bb21
 class History:
@@ -110,7 +110,7 @@ def make_schedule(kind: str,  # 'constant', 'cosine' or 'linear'
     raise ValueError(f"lr schedule {kind!r} is unknown; use 'constant', 'cosine' or 'linear'")
 
 # %% ../nbs/03_train.ipynb #9e46a4a6
-def train_loop(loss_fn: Callable[[int], Mapping[str, torch.Tensor]],  # step -> unweighted scalar loss terms
+def _train_loop(loss_fn: Callable[[int], Mapping[str, torch.Tensor]],  # step -> unweighted scalar loss terms
                optimizer: torch.optim.Optimizer,  # optimizer over the trainable parameters
                n_steps: int,  # total number of steps (the loop stops at step n_steps - 1)
                *,
@@ -130,8 +130,8 @@ def train_loop(loss_fn: Callable[[int], Mapping[str, torch.Tensor]],  # step -> 
                progress: bool = True,  # show a tqdm bar
                desc: str = 'train',  # progress-bar label
               ) -> History:
-    "Run the shared optimisation loop; returns the `History` of logged terms."
-    if not isinstance(n_steps, int) or n_steps <= 0: raise ValueError(f"n_steps={n_steps!r}: expected a positive integer")
+    "The optimisation loop `fit` runs (see above); returns the `History` of logged terms."
+    if not isinstance(n_steps, int) or n_steps <= 0: raise ValueError(f"steps={n_steps!r}: expected a positive integer")
     if not 0 <= start_step <= n_steps: raise ValueError(f"start_step={start_step!r}: expected 0 <= start_step <= n_steps={n_steps}")
     if log_every <= 0: raise ValueError(f"log_every={log_every!r}: expected a positive integer")
     coeffs = dict(coeffs or {})
@@ -332,7 +332,7 @@ def fit(method: Method,  # what to train (moved to the run's device)
     schedule = make_schedule(kind, steps, getattr(config, 'lr_warmup_steps', 0), getattr(config, 'lr_final_frac', 0.0),
                              **({'decay_start': getattr(config, 'lr_decay_start', 0.0)} if kind == 'linear' else {}))
     if start < steps:
-        train_loop(loss_fn, opt, steps, coeffs=method.coeffs(), lr_schedule=schedule, before_step=method.before_step,
+        _train_loop(loss_fn, opt, steps, coeffs=method.coeffs(), lr_schedule=schedule, before_step=method.before_step,
                    after_step=method.after_step, log_fn=method.log_metrics, log_every=getattr(config, 'log_every', 100),
                    eval_fn=lambda step: method.eval_metrics(last['batch'], step), eval_every=getattr(config, 'eval_every', None),
                    checkpoint_fn=checkpoint, checkpoint_every=getattr(config, 'checkpoint_every', None), start_step=start,

@@ -254,7 +254,7 @@ def digit_coverage(table: Tensor,  # (10, C) mean CI per digit
     return rows
 
 # %% ../../nbs/50_mnist.ipynb #3a7d84bf
-def plot_training_curves(history: History,  # what train_loop / train_spd returned
+def plot_training_curves(history: History,  # what fit / train_spd returned
                          keys: Sequence[str] | None = None,  # default: every logged loss term (not eval/*, not lr)
                          title: str = 'training curves',
                          path: str | Path | None = None,  # save the figure here (PNG)
