@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
+from fastcore.basics import patch
 from torch import Tensor
 
 from ..core import Config, load_checkpoint
@@ -163,48 +164,80 @@ class SPD(Method):
         self.model, self.config, self.eval_fn = model, config, eval_fn
         self.generator, self._checked = None, False
 
-    def mask_generator(self, device: torch.device) -> torch.Generator:
-        "The RNG of the stochastic masks (seeded by seed + 2, on `device`)."
-        if self.generator is None or self.generator.device != device:
-            self.generator = torch.Generator(device=device).manual_seed(self.config.seed + 2)
-        return self.generator
+# %% ../../nbs/14_spd.train.ipynb #07bf10a8
+@patch
+def mask_generator(self: SPD, device: torch.device) -> torch.Generator:
+    "The RNG of the stochastic masks (seeded by seed + 2, on `device`)."
+    if self.generator is None or self.generator.device != device:
+        self.generator = torch.Generator(device=device).manual_seed(self.config.seed + 2)
+    return self.generator
 
-    def loss_terms(self, batch, step: int = 0) -> dict[str, Tensor]:
-        "The unweighted terms on this rank's share of the batch (`(b, ...)` inputs, or a tuple whose first element they are)."
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        if not self._checked: _check_target_runs(self.model, x); self._checked = True
-        rank, world = dist_info()
-        amp = self.config.amp_dtype is not None
-        with torch.autocast(x.device.type, dtype=getattr(torch, self.config.amp_dtype or 'bfloat16'), enabled=amp):
-            terms = spd_loss_terms(self.model, x, self.config, step, self.mask_generator(x.device),
-                                   (rank, world) if world > 1 else None)
-        return {k: v.float() for k, v in terms.items()} if amp else terms
 
-    def coeffs(self) -> dict[str, float]: return self.config.coeffs()
+@patch
+def loss_terms(self: SPD, batch, step: int = 0) -> dict[str, Tensor]:
+    "The unweighted terms on this rank's share of the batch (`(b, ...)` inputs, or a tuple whose first element they are)."
+    x = batch[0] if isinstance(batch, (tuple, list)) else batch
+    if not self._checked: _check_target_runs(self.model, x); self._checked = True
+    rank, world = dist_info()
+    amp = self.config.amp_dtype is not None
+    with torch.autocast(x.device.type, dtype=getattr(torch, self.config.amp_dtype or 'bfloat16'), enabled=amp):
+        terms = spd_loss_terms(self.model, x, self.config, step, self.mask_generator(x.device),
+                               (rank, world) if world > 1 else None)
+    return {k: v.float() for k, v in terms.items()} if amp else terms
 
-    def param_groups(self, config: SPDConfig) -> list[dict]:
-        "AdamW groups: weight decay on the components V, U only, none on the CI functions."
-        return [{'params': self.model.component_parameters(), 'weight_decay': config.weight_decay},
-                {'params': self.model.ci_parameters(), 'weight_decay': 0.0}]
+# %% ../../nbs/14_spd.train.ipynb #37fbccda
+@patch
+def coeffs(self: SPD) -> dict[str, float]:
+    "The config's coefficients of the computed terms."
+    return self.config.coeffs()
 
-    def on_fit_start(self, resumed: bool):
-        "The faithfulness warm-up of a fresh run; compiling the CI functions (in place: names and checkpoints unchanged)."
-        if not resumed and self.config.losses['faithfulness'].warmup_steps: _faithfulness_warmup(self.model, self.config)
-        if self.config.compile:
-            for f in self.model.ci_fns.values(): f.compile()
 
-    def eval_metrics(self, batch, step: int) -> dict[str, float]:
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        m = spd_eval_metrics(self.model, x, self.config)
-        if self.eval_fn is not None: m.update(self.eval_fn(self.model, x, step))
-        return m
+@patch
+def param_groups(self: SPD, config: SPDConfig) -> list[dict]:
+    "AdamW groups: weight decay on the components V, U only, none on the CI functions."
+    return [{'params': self.model.component_parameters(), 'weight_decay': config.weight_decay},
+            {'params': self.model.ci_parameters(), 'weight_decay': 0.0}]
 
-    def model_state(self) -> dict[str, Tensor]: return self.model.spd_state_dict()
-    def load_model_state(self, state: Mapping[str, Tensor]): self.model.load_spd_state_dict(state)
-    def extra_state(self) -> dict: return {'mask_rng': self.generator.get_state()}
 
-    def load_extra_state(self, state: Mapping):
-        self.mask_generator(next(self.model.parameters()).device).set_state(state['mask_rng'].cpu())
+@patch
+def on_fit_start(self: SPD, resumed: bool):
+    "The faithfulness warm-up of a fresh run; compiling the CI functions (in place: names and checkpoints unchanged)."
+    if not resumed and self.config.losses['faithfulness'].warmup_steps: _faithfulness_warmup(self.model, self.config)
+    if self.config.compile:
+        for f in self.model.ci_fns.values(): f.compile()
+
+# %% ../../nbs/14_spd.train.ipynb #ae51f6c0
+@patch
+def eval_metrics(self: SPD, batch, step: int) -> dict[str, float]:
+    "`spd_eval_metrics` of the batch's inputs, plus the run's `eval_fn`."
+    x = batch[0] if isinstance(batch, (tuple, list)) else batch
+    m = spd_eval_metrics(self.model, x, self.config)
+    if self.eval_fn is not None: m.update(self.eval_fn(self.model, x, step))
+    return m
+
+
+@patch
+def model_state(self: SPD) -> dict[str, Tensor]:
+    "The trained tensors (components and CI functions, not the target): `ComponentModel.spd_state_dict`."
+    return self.model.spd_state_dict()
+
+
+@patch
+def load_model_state(self: SPD, state: Mapping[str, Tensor]):
+    "Load what `model_state` returned."
+    self.model.load_spd_state_dict(state)
+
+
+@patch
+def extra_state(self: SPD) -> dict:
+    "The mask generator's state."
+    return {'mask_rng': self.generator.get_state()}
+
+
+@patch
+def load_extra_state(self: SPD, state: Mapping):
+    "Continue the mask generator from `extra_state`."
+    self.mask_generator(next(self.model.parameters()).device).set_state(state['mask_rng'].cpu())
 
 # %% ../../nbs/14_spd.train.ipynb #769a8a27
 def make_component_model(target: torch.nn.Module,  # the model to decompose
