@@ -111,25 +111,25 @@ def make_schedule(kind: str,  # 'constant', 'cosine' or 'linear'
 
 # %% ../nbs/03_train.ipynb #9e46a4a6
 def _train_loop(loss_fn: Callable[[int], Mapping[str, torch.Tensor]],  # step -> unweighted scalar loss terms
-               optimizer: torch.optim.Optimizer,  # optimizer over the trainable parameters
-               n_steps: int,  # total number of steps (the loop stops at step n_steps - 1)
-               *,
-               coeffs: Mapping[str, float] | None = None,  # weight of each term; missing names weigh 1
-               lr_schedule: Callable[[int], float] | None = None,  # step -> multiplier of each group's base lr
-               before_step: Callable[[int], None] | None = None,  # after backward, before optimizer.step
-               after_step: Callable[[int], None] | None = None,  # after optimizer.step
-               log_fn: Callable[[int], Mapping[str, torch.Tensor]] | None = None,  # step -> extra scalars to log (after after_step)
-               log_every: int = 100,  # steps between history records
-               eval_fn: Callable[[int], Mapping[str, float]] | None = None,  # step -> metrics, logged as eval/<name>
-               eval_every: int | None = None,  # steps between evaluations (None: only at the end)
-               checkpoint_fn: Callable[[int], None] | None = None,  # called with the number of completed steps
-               checkpoint_every: int | None = None,  # steps between checkpoints (None: only at the end)
-               start_step: int = 0,  # first step (resume)
-               history: History | None = None,  # history to continue (resume)
-               grad_clip: float | None = None,  # max global gradient norm
-               progress: bool = True,  # show a tqdm bar
-               desc: str = 'train',  # progress-bar label
-              ) -> History:
+                optimizer: torch.optim.Optimizer,  # optimizer over the trainable parameters
+                n_steps: int,  # total number of steps (the loop stops at step n_steps - 1)
+                *,
+                coeffs: Mapping[str, float] | None = None,  # weight of each term; missing names weigh 1
+                lr_schedule: Callable[[int], float] | None = None,  # step -> multiplier of each group's base lr
+                before_step: Callable[[int], None] | None = None,  # after backward, before optimizer.step
+                after_step: Callable[[int], None] | None = None,  # after optimizer.step
+                log_fn: Callable[[int], Mapping[str, torch.Tensor]] | None = None,  # step -> extra scalars to log (after after_step)
+                log_every: int = 100,  # steps between history records
+                eval_fn: Callable[[int], Mapping[str, float]] | None = None,  # step -> metrics, logged as eval/<name>
+                eval_every: int | None = None,  # steps between evaluations (None: only at the end)
+                checkpoint_fn: Callable[[int], None] | None = None,  # called with the number of completed steps
+                checkpoint_every: int | None = None,  # steps between checkpoints (None: only at the end)
+                start_step: int = 0,  # first step (resume)
+                history: History | None = None,  # history to continue (resume)
+                grad_clip: float | None = None,  # max global gradient norm
+                progress: bool = True,  # show a tqdm bar
+                desc: str = 'train',  # progress-bar label
+               ) -> History:
     "The optimisation loop `fit` runs (see above); returns the `History` of logged terms."
     if not isinstance(n_steps, int) or n_steps <= 0: raise ValueError(f"steps={n_steps!r}: expected a positive integer")
     if not 0 <= start_step <= n_steps: raise ValueError(f"start_step={start_step!r}: expected 0 <= start_step <= n_steps={n_steps}")
@@ -333,9 +333,9 @@ def fit(method: Method,  # what to train (moved to the run's device)
                              **({'decay_start': getattr(config, 'lr_decay_start', 0.0)} if kind == 'linear' else {}))
     if start < steps:
         _train_loop(loss_fn, opt, steps, coeffs=method.coeffs(), lr_schedule=schedule, before_step=method.before_step,
-                   after_step=method.after_step, log_fn=method.log_metrics, log_every=getattr(config, 'log_every', 100),
-                   eval_fn=lambda step: method.eval_metrics(last['batch'], step), eval_every=getattr(config, 'eval_every', None),
-                   checkpoint_fn=checkpoint, checkpoint_every=getattr(config, 'checkpoint_every', None), start_step=start,
-                   history=history, grad_clip=getattr(config, 'grad_clip', None), progress=getattr(config, 'progress', True),
-                   desc=desc)
+                    after_step=method.after_step, log_fn=method.log_metrics, log_every=getattr(config, 'log_every', 100),
+                    eval_fn=lambda step: method.eval_metrics(last['batch'], step), eval_every=getattr(config, 'eval_every', None),
+                    checkpoint_fn=checkpoint, checkpoint_every=getattr(config, 'checkpoint_every', None), start_step=start,
+                    history=history, grad_clip=getattr(config, 'grad_clip', None), progress=getattr(config, 'progress', True),
+                    desc=desc)
     return history
