@@ -25,9 +25,10 @@ from ..train import History
 from ..report import Report, finish_experiment, start_experiment
 
 # %% auto #0
-__all__ = ['ATTRIBUTES', 'LABELS', 'SHAPES_VALUES', 'LAYERS', 'EXPERIMENT', 'attribute_table', 'attribute_selectivity',
-           'classify_components', 'AtomicityAnalysis', 'analyse_components', 'synthetic_control', 'head_accuracy',
-           'head_accuracies', 'ShapesConfig', 'ShapesResult', 'plot_label_counts', 'run_shapes']
+__all__ = ['ATTRIBUTES', 'LABELS', 'SHAPES_VALUES', 'LAYERS', 'SHAPES_SPD_LOSSES', 'EXPERIMENT', 'attribute_table',
+           'attribute_selectivity', 'classify_components', 'AtomicityAnalysis', 'analyse_components',
+           'synthetic_control', 'head_accuracy', 'head_accuracies', 'ShapesConfig', 'ShapesResult', 'plot_label_counts',
+           'run_shapes']
 
 # %% ../../nbs/51_shapes.ipynb #7a461262
 ATTRIBUTES = ('shape', 'colour', 'size')
@@ -261,6 +262,8 @@ def head_accuracies(component_model,  # a ComponentModel of a ShapesCNN
 
 # %% ../../nbs/51_shapes.ipynb #b85f7b71
 LAYERS = ('conv1', 'conv2', 'conv3', 'fc1', 'fc2')
+# the experiment's loss settings (SPDConfig.losses layout); see "Faithfulness" below: the shape head breaks at a few % weight error
+SHAPES_SPD_LOSSES = {'importance_minimality': {'coeff': 1e-2}, 'faithfulness': {'coeff': 1e6}}
 
 
 @dataclasses.dataclass
@@ -277,9 +280,8 @@ class ShapesConfig(Config):
     steps: int = 1500  # SPD training steps (`decomp shapes --steps N`)
     spd_batch_size: int = 32
     spd_lr: float = 1e-3
-    spd_warmup_steps: int = 100  # linear lr warm-up: Adam's first steps would otherwise move V, U by ~lr each, far from W
-    importance_minimality_coeff: float = 1e-2
-    faithfulness_coeff: float = 1e6  # see "Faithfulness" below: the shape head breaks at a few % weight error
+    spd_lr_warmup_steps: int = 100  # linear lr warm-up: Adam's first steps would otherwise move V, U by ~lr each, far from W
+    spd_losses: dict = dataclasses.field(default_factory=dict)  # SPDConfig.losses settings to change on top of SHAPES_SPD_LOSSES
     spd_overrides: dict = dataclasses.field(default_factory=dict)
     # evaluation and analysis
     n_eval: int = 2700  # held-out images
@@ -299,6 +301,9 @@ class ShapesConfig(Config):
     device: str = 'auto'
     figures: bool = True  # draw the figures (the report is always written)
     cache: bool = True  # save the trained SPD/SAE under <out>/runs/ and reuse them when the config matches
+    renamed = {'spd_warmup_steps': 'spd_lr_warmup_steps', 'importance_minimality_coeff': 'spd_losses.importance_minimality.coeff',
+               'faithfulness_coeff': 'spd_losses.faithfulness.coeff', 'output': 'the out argument of run_shapes (--out)',
+               'progress': 'the progress argument of run_shapes (--quiet)'}
 
     def __post_init__(self):
         if self.mode not in ('all', 'fc'): raise ValueError(f"mode={self.mode!r}: use 'all' (conv + fc layers) or 'fc' (fc1, fc2 only)")
@@ -308,9 +313,9 @@ class ShapesConfig(Config):
         if missing: raise ValueError(f"C has no entry for {missing}; give the number of components of every decomposed layer")
         for f in ('n_spd', 'n_eval', 'steps', 'spd_batch_size', 'sae_features', 'sae_k', 'sae_steps', 'sae_batch_size', 'min_active'):
             check_positive_int(getattr(self, f), f)
-        if not 0 <= self.spd_warmup_steps < self.steps:
-            raise ValueError(f"spd_warmup_steps={self.spd_warmup_steps!r}: expected 0 <= spd_warmup_steps < steps={self.steps}; "
-                             "lower spd_warmup_steps (in a --config file) or raise steps (--steps)")
+        if not 0 <= self.spd_lr_warmup_steps < self.steps:
+            raise ValueError(f"spd_lr_warmup_steps={self.spd_lr_warmup_steps!r}: expected 0 <= spd_lr_warmup_steps < steps={self.steps}; "
+                             "lower spd_lr_warmup_steps (in a --config file) or raise steps (--steps)")
 
     @property
     def layers(self) -> list[str]: return list(LAYERS if self.mode == 'all' else LAYERS[3:])
@@ -319,7 +324,7 @@ class ShapesConfig(Config):
     def fast(cls, **overrides) -> 'ShapesConfig':
         "A configuration that runs in well under a minute on 2 CPU cores (a smoke test, not a result)."
         return cls(**{**dict(C={'conv1': 16, 'conv2': 32, 'conv3': 32, 'fc1': 64, 'fc2': 16}, n_spd=1000, steps=40,
-                             spd_batch_size=32, spd_lr=5e-4, spd_warmup_steps=10, n_eval=540, sae_steps=300, cache=False), **overrides})
+                             spd_batch_size=32, spd_lr=5e-4, spd_lr_warmup_steps=10, n_eval=540, sae_steps=300, cache=False), **overrides})
 
     def run_name(self) -> str:
         "Folder name of this run's cache: mode, seed and a hash of every setting that changes the trained models."
@@ -332,9 +337,9 @@ class ShapesConfig(Config):
         "The `SPDConfig` of this run."
         return SPDConfig.from_dict(dict(target_modules={n: self.C[n] for n in self.layers}, C=None, steps=self.steps,
                                         batch_size=self.spd_batch_size, lr=self.spd_lr, init='svd', distance='kl',
-                                        losses={'importance_minimality': {'coeff': self.importance_minimality_coeff},
-                                                'faithfulness': {'coeff': self.faithfulness_coeff}},
-                                        ci_threshold=self.threshold, lr_warmup_steps=self.spd_warmup_steps,
+                                        losses={k: {**SHAPES_SPD_LOSSES.get(k, {}), **self.spd_losses.get(k, {})}
+                                                for k in {**SHAPES_SPD_LOSSES, **self.spd_losses}},
+                                        ci_threshold=self.threshold, lr_warmup_steps=self.spd_lr_warmup_steps,
                                         seed=self.seed, device=self.device, progress=progress, **self.spd_overrides))
 
 # %% ../../nbs/51_shapes.ipynb #75277401
