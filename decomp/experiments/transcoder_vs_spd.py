@@ -313,7 +313,7 @@ class TranscoderVsSPDConfig(Config):
     hidden: int = 128  # hidden units of the target MLP
     n_features: int = 256  # transcoder dictionary size
     k: int = 16  # BatchTopK's mean active features per image
-    stochastic_imp_min: float = 4.5  # importance-minimality weight of the stochastic-ablation transcoder (L0 about k = 16)
+    stochastic_importance_minimality: float = 4.5  # importance-minimality weight of the stochastic-ablation transcoder (L0 about k = 16)
     stochastic_ci_hidden: list[int] = dataclasses.field(default_factory=lambda: [8])  # its CI function's hidden widths
     baseline_seed: int | None = 1  # seed of a second BatchTopK transcoder matched against the first (None: skip)
     spd_model: str | None = None  # saved SPD run to use instead of training one (a spd_model/ or step_<n>/ folder)
@@ -325,6 +325,7 @@ class TranscoderVsSPDConfig(Config):
     n_pairs: int = 16  # matched pairs drawn
     transcoder: SAEConfig = dataclasses.field(default_factory=default_transcoder_config)
     spd: SPDConfig = dataclasses.field(default_factory=default_spd_config)
+    renamed = {'stochastic_imp_min': 'stochastic_importance_minimality'}
     nested_sync = {'transcoder': {'steps': 'steps', 'seed': 'seed', 'device': 'device'},
                    'spd': {'steps': 'steps', 'seed': 'seed', 'device': 'device'}}
 
@@ -337,7 +338,7 @@ class TranscoderVsSPDConfig(Config):
         if not 0 < self.match_threshold < 1 or not 0 < self.duplicate_threshold < 1:
             raise ValueError(f"match_threshold={self.match_threshold}, duplicate_threshold={self.duplicate_threshold}: expected values in (0, 1)")
         if self.spd_activation not in ('ci', 'ci_inner'): raise ValueError(f"spd_activation={self.spd_activation!r}: use 'ci' or 'ci_inner'")
-        if not self.stochastic_imp_min > 0: raise ValueError(f"stochastic_imp_min={self.stochastic_imp_min}: expected a positive weight")
+        if not self.stochastic_importance_minimality > 0: raise ValueError(f"stochastic_importance_minimality={self.stochastic_importance_minimality}: expected a positive weight")
         if 'fc1' not in (self.spd.target_modules if isinstance(self.spd.target_modules, Mapping) else list(self.spd.target_modules)):
             raise ValueError(f"spd.target_modules={self.spd.target_modules!r} must decompose fc1, e.g. {{fc1: 64}}")
         self.sync_nested()
@@ -417,7 +418,7 @@ def run_transcoder_vs_spd(config: TranscoderVsSPDConfig | None = None,  # settin
     models['batchtopk'], _ = train_sae(transcoder('batchtopk', 784, cfg.hidden, cfg.n_features, k=cfg.k, seed=cfg.seed), train_pair, tcfg)
     lap('batchtopk')
     models['stochastic'], _ = train_sae(transcoder('stochastic', 784, cfg.hidden, cfg.n_features, ci_hidden=cfg.stochastic_ci_hidden,
-                                                   seed=cfg.seed), train_pair, tcfg.replace(coeffs={'importance_minimality': cfg.stochastic_imp_min}))
+                                                   seed=cfg.seed), train_pair, tcfg.replace(coeffs={'importance_minimality': cfg.stochastic_importance_minimality}))
     lap('stochastic')
     if cfg.baseline_seed is not None:
         models['baseline'], _ = train_sae(transcoder('batchtopk', 784, cfg.hidden, cfg.n_features, k=cfg.k, seed=cfg.baseline_seed),
