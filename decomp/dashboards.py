@@ -17,7 +17,8 @@ from PIL import Image
 from torch import Tensor, nn
 
 from .core import check_positive_int, output_dir
-from .spd.metrics import collect_ci, component_weights, finish_figure, mean_score_by_label, top_activating
+from .metrics import mean_score_by_label, top_activating
+from .spd.metrics import collect_ci, component_weights, finish_figure
 
 # %% auto #0
 __all__ = ['ExplorerState', 'explorer_state', 'component_data', 'component_view', 'component_label', 'input_data', 'input_view',

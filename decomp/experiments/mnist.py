@@ -17,7 +17,8 @@ from torch import Tensor, nn
 from ..core import Config, get_device, save_checkpoint, set_seed
 from ..data import load_mnist
 from ..models import MLP, load_or_train_mnist_mlp
-from ..spd.metrics import DecompositionEval, collect_ci, evaluate_decomposition, mean_score_by_label
+from ..metrics import mean_score_by_label
+from ..spd.metrics import DecompositionEval, collect_ci, evaluate_decomposition
 from ..spd.model import ComponentModel
 from ..spd.train import SPD, SPDConfig, make_component_model, train_spd
 from ..train import History, fit

@@ -19,7 +19,8 @@ from ..data import ShapesColours
 from ..models import ShapesCNN, load_or_train_shapes_cnn
 from ..sae.base import SAEConfig, collect_activations, evaluate_sae, train_sae
 from ..sae.variants import TopKSAE
-from ..spd.metrics import DecompositionEval, evaluate_decomposition, finish_figure, mean_score_by_label
+from ..metrics import mean_score_by_label
+from ..spd.metrics import DecompositionEval, evaluate_decomposition, finish_figure
 from ..spd.train import SPDConfig, make_component_model, train_spd
 from ..train import History
 from ..report import Report, finish_experiment, start_experiment

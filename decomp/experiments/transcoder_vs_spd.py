@@ -20,7 +20,8 @@ from ..data import load_mnist
 from ..models import load_or_train_mnist_mlp
 from ..sae.base import SAE, SAEConfig, train_sae
 from ..sae.transcoder import evaluate_transcoder, transcoder, feature_activations, transcoder_data
-from ..spd.metrics import collect_ci, finish_figure, mean_score_by_label
+from ..metrics import mean_score_by_label
+from ..spd.metrics import collect_ci, finish_figure
 from ..spd.model import ComponentModel
 from ..spd.train import SPDConfig, load_spd, train_spd
 from ..report import Report, finish_experiment, start_experiment

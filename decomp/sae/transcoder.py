@@ -17,7 +17,8 @@ from torch import Tensor, nn
 from ..core import check_positive_int, find_modules
 from .base import SAE, collect_activations, evaluate_sae, sae_class
 from . import variants  # noqa: F401 (importing it registers every variant)
-from ..spd.metrics import finish_figure, mean_score_by_label
+from ..metrics import mean_score_by_label
+from ..spd.metrics import finish_figure
 
 # %% auto #0
 __all__ = ['transcoder', 'transcoder_data', 'patch_site', 'transcoder_patch', 'replacement_fidelity', 'evaluate_transcoder',

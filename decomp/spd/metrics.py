@@ -25,8 +25,8 @@ from .model import check_component_model
 __all__ = ['CIStats', 'ci_l0', 'activation_density', 'alive_components', 'ci_histograms', 'spatial_ci_maps', 'finish_figure',
            'plot_ci_histograms', 'plot_activation_density', 'plot_ci_l0', 'plot_alive_components',
            'plot_spatial_ci_maps', 'component_weights', 'plot_uv', 'default_accuracy', 'collect_ci', 'ci_stats',
-           'decomposition_accuracy', 'weight_errors', 'mean_score_by_label', 'top_activating', 'plot_score_by_label',
-           'DecompositionEval', 'plot_stochastic_accuracy', 'evaluate_decomposition']
+           'decomposition_accuracy', 'weight_errors', 'plot_score_by_label', 'DecompositionEval',
+           'plot_stochastic_accuracy', 'evaluate_decomposition']
 
 # %% ../../nbs/15_spd.metrics.ipynb #7b12ac0c
 def _check_threshold(threshold) -> float:
@@ -536,32 +536,6 @@ def weight_errors(component_model: nn.Module,  # a ComponentModel
     with torch.no_grad():
         return {n: ((component_model.target_weight(n) - c.weight).norm() / component_model.target_weight(n).norm().clamp_min(1e-12)).item()
                 for n, c in component_model.components.items()}
-
-# %% ../../nbs/15_spd.metrics.ipynb #ac616189
-def mean_score_by_label(scores: Tensor,  # (n, C) per-sample scores (e.g. CIStats.scores()[layer])
-                        labels: Tensor,  # (n,) integer labels in [0, n_labels)
-                        n_labels: int | None = None,  # number of labels (default: labels.max() + 1)
-                       ) -> Tensor:
-    "`(n_labels, C)` mean score of each component over the samples of each label (NaN for a label with no sample)."
-    if not torch.is_tensor(scores) or scores.dim() != 2: raise ValueError(f"scores must be (n, C), got {getattr(scores, 'shape', type(scores))}")
-    if not torch.is_tensor(labels) or labels.shape != scores.shape[:1] or labels.is_floating_point():
-        raise ValueError(f"labels must be an integer tensor of shape ({scores.shape[0]},), got {getattr(labels, 'dtype', '')} {tuple(getattr(labels, 'shape', ()))}")
-    n_labels = int(labels.max()) + 1 if n_labels is None else check_positive_int(n_labels, 'n_labels')
-    if labels.min() < 0 or labels.max() >= n_labels: raise ValueError(f"labels must lie in [0, n_labels={n_labels})")
-    labels = labels.to(scores.device).long()
-    tot = scores.new_zeros(n_labels, scores.shape[1], dtype=torch.float64).index_add_(0, labels, scores.double())
-    cnt = torch.bincount(labels, minlength=n_labels).double()
-    return (tot / cnt[:, None]).float()
-
-# %% ../../nbs/15_spd.metrics.ipynb #14f3174b
-def top_activating(scores: Tensor,  # (n, C) per-sample scores
-                   component: int,  # which component
-                   k: int = 9,  # how many inputs
-                  ) -> tuple[Tensor, Tensor]:
-    "`(indices, scores)` of the `k` inputs with the largest score for `component`, largest first."
-    if not 0 <= component < scores.shape[1]: raise ValueError(f"component={component} out of range: C={scores.shape[1]}")
-    v, i = scores[:, component].topk(min(check_positive_int(k, 'k'), scores.shape[0]))
-    return i, v
 
 # %% ../../nbs/15_spd.metrics.ipynb #04fe8e3c
 def plot_score_by_label(table: Tensor,  # (n_labels, C) from mean_score_by_label
