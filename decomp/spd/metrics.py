@@ -583,13 +583,17 @@ class DecompositionEval:
                      l0_sample=l0s[k], stochastic_accuracy=self.layer_accuracy.get(k, float('nan')),
                      weight_error=self.weight_error[k]) for k in self.layers]
 
+    def table(self, min_density: float = 0.0) -> tuple[list[str], list[list[str]]]:
+        "The per-layer table `(header, rows)`: column names and one row of formatted cells per layer (what `to_markdown` prints)."
+        header = ['layer', 'kind', 'C', 'alive', 'CI L0 / location', 'CI L0 / sample', 'stoch. acc. (this layer)', 'rel. weight error']
+        rows = [[r['layer'], r['kind'], str(r['C']), str(r['alive']), f"{r['l0_location']:.2f}", f"{r['l0_sample']:.2f}",
+                 f"{r['stochastic_accuracy']:.3f}", f"{r['weight_error']:.3f}"] for r in self.rows(min_density)]
+        return header, rows
+
     def to_markdown(self) -> str:
-        "A markdown table of `rows()` and a line with the overall accuracies."
-        head = '| layer | kind | C | alive | CI L0 / location | CI L0 / sample | stoch. acc. (this layer) | rel. weight error |'
-        lines = [head, '|' + '---|' * 8]
-        for r in self.rows():
-            lines.append(f"| {r['layer']} | {r['kind']} | {r['C']} | {r['alive']} | {r['l0_location']:.2f} | {r['l0_sample']:.2f} | "
-                         f"{r['stochastic_accuracy']:.3f} | {r['weight_error']:.3f} |")
+        "A markdown table of `table()` and a line with the overall accuracies."
+        header, rows = self.table()
+        lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)] + ['| ' + ' | '.join(r) + ' |' for r in rows]
         a = self.accuracy
         lines.append(f"\naccuracy: target {a['target']:.3f}, all masks = 1 {a['ones']:.3f}, CI as masks {a['ci']:.3f}, "
                      f"all layers stochastic {a['stochastic']:.3f} (CI threshold {self.stats.threshold:g})")
