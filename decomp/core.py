@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #bc209b19
 from __future__ import annotations
-import dataclasses, fnmatch, random, types, typing
+import dataclasses, fnmatch, math, random, types, typing
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Mapping
 
@@ -16,7 +16,7 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['set_seed', 'get_device', 'output_dir', 'Config', 'save_checkpoint', 'load_checkpoint', 'find_modules', 'check_finite',
-           'check_positive_int']
+           'check_positive_int', 'check_float']
 
 # %% ../nbs/00_core.ipynb #848b7989
 def set_seed(seed: int,  # any non-negative integer
@@ -327,3 +327,26 @@ def check_positive_int(v, name: str) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
         raise ValueError(f"{name}={v!r}: expected a positive integer")
     return int(v)
+
+# %% ../nbs/00_core.ipynb #7712881d
+def _float_range(lo, hi, lo_open: bool, hi_open: bool) -> str:
+    "The allowed range in words: ' in (0, 1]', ' >= 0', '' (no bound)."
+    if lo is not None and hi is not None: return f" in {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+    if lo is not None: return f" {'>' if lo_open else '>='} {lo}"
+    if hi is not None: return f" {'<' if hi_open else '<='} {hi}"
+    return ''
+
+
+def check_float(v,  # the value to check
+                name: str,  # the argument's name (for the error)
+                lo: float | None = None,  # lower bound (None: none)
+                hi: float | None = None,  # upper bound (None: none)
+                lo_open: bool = False,  # True: v must exceed lo (v > lo); else v >= lo
+                hi_open: bool = False,  # True: v must stay below hi (v < hi); else v <= hi
+               ) -> float:
+    "Return `v` as a float if it is a finite real number within the bounds, else raise a `ValueError` naming `name`, `v` and the range."
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
+        raise ValueError(f"{name}={v!r}: expected a finite number{_float_range(lo, hi, lo_open, hi_open)}")
+    if (lo is not None and (v <= lo if lo_open else v < lo)) or (hi is not None and (v >= hi if hi_open else v > hi)):
+        raise ValueError(f"{name}={v!r}: expected a number{_float_range(lo, hi, lo_open, hi_open)}")
+    return float(v)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 from torch import Tensor
 
-from .core import check_finite, check_positive_int, output_dir
+from .core import check_finite, check_float, check_positive_int, output_dir
 
 # %% auto #0
 __all__ = ['MNIST_HELP', 'SHAPES', 'COLOURS', 'SIZES', 'SIZE_FRACTIONS', 'sparse_features', 'ToyDictionary', 'max_cosine', 'mmcs',
@@ -22,16 +22,6 @@ __all__ = ['MNIST_HELP', 'SHAPES', 'COLOURS', 'SIZES', 'SIZE_FRACTIONS', 'sparse
            'plot_shapes_examples']
 
 # %% ../nbs/01_data.ipynb #07587f56
-def _check_float(v, name: str, lo: float | None = None, hi: float | None = None) -> float:
-    "Return `v` as a float if it is a finite real number in [lo, hi], else raise a ValueError naming `name`."
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not math.isfinite(v):
-        raise ValueError(f"{name}={v!r}: expected a finite number")
-    if (lo is not None and v < lo) or (hi is not None and v > hi):
-        want = f"in [{lo}, {hi}]" if lo is not None and hi is not None else (f">= {lo}" if lo is not None else f"<= {hi}")
-        raise ValueError(f"{name}={v!r}: expected a number {want}")
-    return float(v)
-
-
 def sparse_features(n: int,  # number of samples
                     n_features: int,  # number of features per sample
                     *,
@@ -47,13 +37,13 @@ def sparse_features(n: int,  # number of samples
     n, n_features = check_positive_int(n, 'n'), check_positive_int(n_features, 'n_features')
     if (p is None) == (k is None):
         raise ValueError(f"pass exactly one of p= (probability each feature is on) or k= (features on per sample); got p={p!r}, k={k!r}")
-    low, high = _check_float(low, 'low'), _check_float(high, 'high')
+    low, high = check_float(low, 'low'), check_float(high, 'high')
     if low > high: raise ValueError(f"low={low} > high={high}: magnitudes are drawn from U[low, high]; swap them")
-    corr = _check_float(corr, 'corr', 0.0, 1.0)
+    corr = check_float(corr, 'corr', 0.0, 1.0)
     gdev = generator.device if generator is not None else torch.device(device)
     vals = torch.rand(n, n_features, generator=generator, device=gdev) * (high - low) + low
     if p is not None:
-        p = _check_float(p, 'p', 0.0, 1.0)
+        p = check_float(p, 'p', 0.0, 1.0)
         if corr == 0.0: on = torch.rand(n, n_features, generator=generator, device=gdev) < p
         else:
             z = (math.sqrt(corr) * torch.randn(n, 1, generator=generator, device=gdev)
@@ -416,7 +406,7 @@ class ShapesColours(torch.utils.data.Dataset):
         self.n = check_positive_int(n, 'n')
         self.size = check_positive_int(size, 'size')
         if self.size < 16: raise ValueError(f"size={size}: shapes need at least 16x16 pixels to be told apart")
-        self.noise = _check_float(noise, 'noise', 0.0, None)
+        self.noise = check_float(noise, 'noise', 0.0)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed={seed!r}: expected a non-negative integer")
         self.seed = int(seed)

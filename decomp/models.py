@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from contextlib import contextmanager
 from typing import Callable
 
-from .core import check_positive_int, get_device, load_checkpoint, output_dir, save_checkpoint
+from .core import check_float, check_positive_int, get_device, load_checkpoint, output_dir, save_checkpoint
 from .data import ShapesColours, load_mnist, sparse_features
 from .train import FitConfig, Method, fit
 
@@ -116,9 +116,7 @@ def train_tms(model: TMS,  # model to train in place
     if not isinstance(model, nn.Module) or not hasattr(model, 'n_features'):
         raise TypeError(f"model must be a TMS, got {type(model).__name__}")
     steps, batch_size = check_positive_int(steps, 'steps'), check_positive_int(batch_size, 'batch_size')
-    if not (isinstance(lr, (int, float)) and lr > 0): raise ValueError(f"lr={lr!r}: expected a positive number")
-    if not (isinstance(feature_prob, (int, float)) and 0 < feature_prob <= 1):
-        raise ValueError(f"feature_prob={feature_prob!r}: expected a probability in (0, 1]")
+    check_float(lr, 'lr', 0, lo_open=True); check_float(feature_prob, 'feature_prob', 0, 1, lo_open=True)
     dev = next(model.parameters()).device if device is None else get_device(device)
     model.to(dev).train()
     imp = torch.ones(model.n_features, device=dev) if importance is None else torch.as_tensor(importance, dtype=torch.float32, device=dev)
@@ -272,7 +270,7 @@ def train_classifier(model: nn.Module,  # trained in place (and moved to `device
         raise ValueError(f"x and y must be non-empty tensors with the same first dimension; got {getattr(x, 'shape', x)!r} and {getattr(y, 'shape', y)!r}")
     if y.dtype != torch.int64: raise TypeError(f"y must hold int64 class labels, got {y.dtype}")
     epochs = check_positive_int(epochs, 'epochs')
-    if not (isinstance(lr, (int, float)) and lr > 0): raise ValueError(f"lr={lr!r}: expected a positive number")
+    check_float(lr, 'lr', 0, lo_open=True)
     if loss_fn is None:
         if y.ndim == 2 and not hasattr(model, 'loss'):
             raise ValueError(f"y has shape {tuple(y.shape)} (several heads) but {type(model).__name__} has no .loss; pass loss_fn=")

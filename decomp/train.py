@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .core import Config, check_positive_int, load_checkpoint, save_checkpoint, set_seed
+from .core import Config, check_float, check_positive_int, load_checkpoint, save_checkpoint, set_seed
 from .data import Batcher, _map, _tensors
 from .distributed import all_reduce_mean, is_main_process, rank_slice, setup_distributed, wrap_ddp
 
@@ -261,7 +261,7 @@ class FitConfig(Config):
 
     def __post_init__(self):
         for f in ('steps', 'batch_size', 'log_every'): check_positive_int(getattr(self, f), f)
-        if not self.lr > 0: raise ValueError(f"lr={self.lr!r}: expected a positive learning rate")
+        check_float(self.lr, 'lr', 0, lo_open=True)
         if self.checkpoint_every is not None and self.checkpoint_dir is None:
             raise ValueError(f"checkpoint_every={self.checkpoint_every} needs checkpoint_dir (a folder for the checkpoints)")
 

@@ -16,7 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..core import Config, check_positive_int, find_modules, get_device, load_checkpoint, save_checkpoint
+from ..core import Config, check_float, check_positive_int, find_modules, get_device, load_checkpoint, save_checkpoint
 from ..distributed import all_reduce_mean, dist_info
 from ..train import History, Method, fit
 
@@ -161,12 +161,6 @@ class PreActs(NamedTuple):
     "Pre-activations of a batch and the encoder input the sparse kernels differentiate through."
     z: Tensor  # (batch, n_features); without autograd when the SAE uses sparse gradients
     h: Tensor  # (batch, d_enc) encoder input (normalised, b_dec not yet subtracted)
-
-
-def _check_pos_float(v, name: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-        raise ValueError(f"{name}={v!r}: expected a positive number")
-    return float(v)
 
 
 @register_sae
@@ -497,7 +491,7 @@ class SAEConfig(Config):
             check_positive_int(getattr(self, f), f)
         for f in ('aux_k', 'eval_every', 'checkpoint_every'):
             if getattr(self, f) is not None: check_positive_int(getattr(self, f), f)
-        _check_pos_float(self.lr, 'lr')
+        check_float(self.lr, 'lr', 0, lo_open=True)
         if self.b_dec_init not in ('geometric_median', 'mean', 'zeros', 'keep'):
             raise ValueError(f"b_dec_init={self.b_dec_init!r}: use 'geometric_median', 'mean', 'zeros' or 'keep'")
         if self.lr_schedule not in ('constant', 'cosine', 'linear'):

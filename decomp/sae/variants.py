@@ -13,7 +13,7 @@ from fastcore.basics import patch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core import check_positive_int
+from ..core import check_float, check_positive_int
 from ..data import mmcs
 from .base import SAE, SAEConfig, PreActs, SparseCodes, evaluate_sae, register_sae, train_sae
 from ..spd.importance import lower_leaky_hard_sigmoid, make_ci_fn, sample_masks, upper_leaky_hard_sigmoid
@@ -116,8 +116,7 @@ class BatchTopKSAE(TopKSAE):
                  **kwargs,  # `SAE` options
                 ):
         super().__init__(d_in, n_features, k, **kwargs)
-        if not 0 < threshold_momentum <= 1: raise ValueError(f"threshold_momentum={threshold_momentum!r}: expected a number in (0, 1]")
-        self.threshold_momentum = float(threshold_momentum)
+        self.threshold_momentum = check_float(threshold_momentum, 'threshold_momentum', 0, 1, lo_open=True)
         self.init_kwargs['threshold_momentum'] = self.threshold_momentum
         self.register_buffer('threshold', torch.tensor(-1.0, device=self.device))  # < 0: not estimated yet
 
@@ -209,10 +208,8 @@ class JumpReLUSAE(SAE):
                  **kwargs,  # `SAE` options
                 ):
         super().__init__(d_in, n_features, **kwargs)
-        if not (isinstance(theta_init, (int, float)) and theta_init >= 0): raise ValueError(f"theta_init={theta_init!r}: expected a number >= 0")
-        if not (isinstance(bandwidth, (int, float)) and bandwidth > 0): raise ValueError(f"bandwidth={bandwidth!r}: expected a positive number")
-        if target_l0 is not None and not (isinstance(target_l0, (int, float)) and 0 < target_l0 <= self.n_features):
-            raise ValueError(f"target_l0={target_l0!r}: expected a number in (0, n_features={self.n_features}] or None")
+        check_float(theta_init, 'theta_init', 0); check_float(bandwidth, 'bandwidth', 0, lo_open=True)
+        if target_l0 is not None: check_float(target_l0, 'target_l0', 0, self.n_features, lo_open=True)
         self.bandwidth, self.target_l0 = float(bandwidth), target_l0
         self.init_kwargs.update(theta_init=theta_init, bandwidth=bandwidth, target_l0=target_l0)
         self.theta = nn.Parameter(torch.full((self.n_features,), float(theta_init), device=self.device))
@@ -331,7 +328,7 @@ class StochasticSAE(SAE):
                 ):
         super().__init__(d_in, n_features, **kwargs)
         if sampling not in ('continuous', 'binomial'): raise ValueError(f"sampling={sampling!r}: use 'continuous' or 'binomial'")
-        if not (isinstance(p, (int, float)) and p > 0): raise ValueError(f"p={p!r}: expected a positive number")
+        check_float(p, 'p', 0, lo_open=True)
         with torch.random.fork_rng(devices=[]):  # the CI function's initialisation follows `seed`, global RNG untouched
             torch.manual_seed(self.init_kwargs['seed'])
             self.ci_fn = make_ci_fn(ci_fn, self.d_enc, self.n_features, tuple(ci_hidden)).to(self.device)
