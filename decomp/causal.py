@@ -18,16 +18,17 @@ from sklearn.linear_model import Lasso, LassoCV
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .metrics import alive_components
 from .core import Config, check_finite, check_positive_int, get_device, output_dir
 from .spd.model import ComponentModel, check_component_model
 
 # %% auto #0
-__all__ = ['ACTIVATIONS', 'FIGURES', 'alive_components', 'LassoResult', 'lasso_predictors', 'StepwiseResult',
-           'stepwise_regression', 'weight_paths', 'sparse_sets', 'SignAgreement', 'sign_agreement',
-           'correlation_matrix', 'count_crossings', 'BipartiteLayout', 'minimize_crossings', 'plot_effect_matrix',
-           'plot_weight_paths', 'plot_connectivity', 'plot_ci_correlation', 'plot_stepwise', 'plot_sign_agreement',
-           'causal_graph', 'plot_causal_graph', 'ComponentActivations', 'collect_components', 'CausalEffects',
-           'causal_effects', 'CausalConfig', 'CausalResult', 'analyze_causal', 'write_causal_figures']
+__all__ = ['ACTIVATIONS', 'FIGURES', 'LassoResult', 'lasso_predictors', 'StepwiseResult', 'stepwise_regression', 'weight_paths',
+           'sparse_sets', 'SignAgreement', 'sign_agreement', 'correlation_matrix', 'count_crossings', 'BipartiteLayout',
+           'minimize_crossings', 'plot_effect_matrix', 'plot_weight_paths', 'plot_connectivity', 'plot_ci_correlation',
+           'plot_stepwise', 'plot_sign_agreement', 'causal_graph', 'plot_causal_graph', 'ComponentActivations',
+           'collect_components', 'CausalEffects', 'causal_effects', 'CausalConfig', 'CausalResult', 'analyze_causal',
+           'write_causal_figures']
 
 # %% ../nbs/30_causal.ipynb #e0a9c80b
 def _check_2d(x, name: str, shape_hint: str) -> Tensor:
@@ -41,18 +42,6 @@ def _check_frac(v, name: str, lo_open: bool = False) -> float:
     if not ok: raise ValueError(f"{name}={v!r}: expected a number in {'(0, 1]' if lo_open else '[0, 1]'}")
     return float(v)
 
-
-def alive_components(ci: Tensor,  # (N, C) causal importances of one layer
-                     threshold: float = 0.1,  # a component counts as active on a sample when its CI exceeds this
-                     min_frac: float = 0.01,  # fraction of samples it must be active on to be alive
-                    ) -> Tensor:
-    "Indices `(C_alive,)` (ascending, int64) of the components whose CI exceeds `threshold` on at least `min_frac` of the samples."
-    ci = _check_2d(ci, 'ci', '(N, C)')
-    _check_frac(min_frac, 'min_frac')
-    if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
-        raise ValueError(f"threshold={threshold!r}: expected a number, e.g. 0.1")
-    frac = (ci > threshold).float().mean(0)
-    return torch.nonzero(frac >= min_frac).flatten()
 
 # %% ../nbs/30_causal.ipynb #33626167
 @dataclasses.dataclass
@@ -830,7 +819,7 @@ def analyze_causal(component_model: ComponentModel,  # a (trained) decomposition
         raise TypeError("data is a one-shot iterator but it is read twice (activations, then ablations); pass a tensor or a re-iterable loader")
     acts = collect_components(component_model, data, [upstream, downstream], cfg.batch_size, cfg.activation,
                               cfg.max_samples, cfg.device, progress)
-    alive = {n: alive_components(acts.ci[n], cfg.alive_threshold, cfg.alive_frac) for n in (upstream, downstream)}
+    alive = {n: alive_components(acts.ci[n], cfg.alive_threshold, cfg.alive_frac).nonzero().flatten() for n in (upstream, downstream)}
     for n, idx in alive.items():
         if len(idx) == 0:
             raise ValueError(f"no component of {n!r} has CI > {cfg.alive_threshold} on {cfg.alive_frac:.1%} of the samples; "

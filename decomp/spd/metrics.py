@@ -17,16 +17,17 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..metrics import is_alive
 from ..core import check_positive_int
 from .components import Components
 from .model import check_component_model
 
 # %% auto #0
-__all__ = ['CIStats', 'ci_l0', 'activation_density', 'alive_components', 'ci_histograms', 'spatial_ci_maps', 'finish_figure',
-           'plot_ci_histograms', 'plot_activation_density', 'plot_ci_l0', 'plot_alive_components',
-           'plot_spatial_ci_maps', 'component_weights', 'plot_uv', 'default_accuracy', 'collect_ci', 'ci_stats',
-           'decomposition_accuracy', 'weight_errors', 'plot_score_by_label', 'DecompositionEval',
-           'plot_stochastic_accuracy', 'evaluate_decomposition']
+__all__ = ['CIStats', 'ci_l0', 'activation_density', 'ci_histograms', 'spatial_ci_maps', 'finish_figure', 'plot_ci_histograms',
+           'plot_activation_density', 'plot_ci_l0', 'plot_alive_components', 'plot_spatial_ci_maps',
+           'component_weights', 'plot_uv', 'default_accuracy', 'collect_ci', 'ci_stats', 'decomposition_accuracy',
+           'weight_errors', 'plot_score_by_label', 'DecompositionEval', 'plot_stochastic_accuracy',
+           'evaluate_decomposition']
 
 # %% ../../nbs/15_spd.metrics.ipynb #7b12ac0c
 def _check_threshold(threshold) -> float:
@@ -116,8 +117,8 @@ def l0(self: CIStats, per: str = 'location') -> dict[str, float]:
 # %% ../../nbs/15_spd.metrics.ipynb #3f6c1e0c
 @patch
 def alive(self: CIStats, min_density: float = 0.0) -> dict[str, Tensor]:
-    "`{layer: (C,) bool}`: components active on more than `min_density` of the samples."
-    return {k: d > min_density for k, d in self.density('sample').items()}
+    "`{layer: (C,) bool}`: components active on at least `min_density` of the samples, and on one at least (`decomp.metrics.is_alive`)."
+    return {k: is_alive(d, min_density) for k, d in self.density('sample').items()}
 
 
 @patch
@@ -170,14 +171,6 @@ def activation_density(ci: Mapping[str, Tensor],  # {layer: (B, *locations, C)}
                       ) -> dict[str, Tensor]:
     "How often each component is active: `{layer: (C,)}` fractions in [0, 1]."
     return CIStats(threshold).update(ci).density(per)
-
-# %% ../../nbs/15_spd.metrics.ipynb #0509202e
-def alive_components(ci: Mapping[str, Tensor],  # {layer: (B, *locations, C)}
-                     threshold: float = 0.1,  # active where CI > threshold
-                     min_density: float = 0.0,  # alive if active on more than this fraction of samples
-                    ) -> dict[str, Tensor]:
-    "`{layer: (C,) bool}` mask of alive components."
-    return CIStats(threshold).update(ci).alive(min_density)
 
 # %% ../../nbs/15_spd.metrics.ipynb #fb68e8e0
 def ci_histograms(ci: Mapping[str, Tensor],  # {layer: (B, *locations, C)}
