@@ -17,9 +17,8 @@ from torch import Tensor
 from .core import check_finite, check_float, check_positive_int, output_dir
 
 # %% auto #0
-__all__ = ['MNIST_HELP', 'SHAPES', 'COLOURS', 'SIZES', 'SIZE_FRACTIONS', 'sparse_features', 'ToyDictionary', 'max_cosine', 'mmcs',
-           'data_loader', 'Batcher', 'MNIST', 'read_idx', 'load_mnist', 'render_shapes', 'ShapesColours',
-           'plot_shapes_examples']
+__all__ = ['MNIST_HELP', 'SHAPES', 'COLOURS', 'SIZES', 'SIZE_FRACTIONS', 'sparse_features', 'ToyDictionary', 'data_loader',
+           'Batcher', 'MNIST', 'read_idx', 'load_mnist', 'render_shapes', 'ShapesColours', 'plot_shapes_examples']
 
 # %% ../nbs/01_data.ipynb #07587f56
 def sparse_features(n: int,  # number of samples
@@ -95,33 +94,6 @@ class ToyDictionary:
     def __repr__(self):
         sp = f"k={self.k}" if self.k is not None else f"p={self.p}"
         return f"ToyDictionary(n_features={self.n_features}, d={self.d}, {sp}, low={self.low}, high={self.high})"
-
-# %% ../nbs/01_data.ipynb #5cf8fef5
-def _rows(a, name: str) -> Tensor:
-    "`a` as a 2-D float tensor of row vectors, or a clear error."
-    if isinstance(a, np.ndarray): a = torch.from_numpy(a)
-    if not torch.is_tensor(a): raise TypeError(f"{name} must be a tensor or array of row vectors, got {type(a).__name__}")
-    if a.ndim != 2 or a.shape[0] == 0: raise ValueError(f"{name} has shape {tuple(a.shape)}; expected (n_directions, d) with n_directions > 0")
-    return a.detach().float()
-
-
-def max_cosine(learned: Tensor,  # (m, d) learned directions as rows
-               true: Tensor,  # (n, d) true directions as rows
-              ) -> Tensor:
-    "For each true direction, the largest |cosine| with any learned direction: shape `(n,)`."
-    learned, true = _rows(learned, 'learned'), _rows(true, 'true')
-    if learned.shape[1] != true.shape[1]:
-        hint = ' (transpose learned?)' if learned.shape[0] == true.shape[1] else ''
-        raise ValueError(f"learned has rows of size {learned.shape[1]} but true has rows of size {true.shape[1]}{hint}; both are (n_directions, d)")
-    cos = F.normalize(true, dim=1) @ F.normalize(learned.to(true.device), dim=1).T
-    return cos.abs().max(dim=1).values
-
-
-def mmcs(learned: Tensor,  # (m, d) learned directions as rows
-         true: Tensor,  # (n, d) true directions as rows
-        ) -> float:
-    "Mean over true directions of the max |cosine| with a learned direction (1.0 = all recovered)."
-    return max_cosine(learned, true).mean().item()
 
 # %% ../nbs/01_data.ipynb #725aafd8
 def _gather(t: Tensor, idx: Tensor) -> Tensor:

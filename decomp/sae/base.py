@@ -18,22 +18,13 @@ from tqdm.auto import tqdm
 
 from ..core import Config, check_float, check_positive_int, find_modules, get_device, load_checkpoint, save_checkpoint
 from ..distributed import all_reduce_mean, dist_info
+from ..metrics import fvu
 from ..train import History, Method, fit
 
 # %% auto #0
-__all__ = ['SAE_ARCHITECTURES', 'fvu', 'SparseCodes', 'sparse_decode', 'gather_preacts', 'register_sae', 'sae_class', 'SAEOutput',
+__all__ = ['SAE_ARCHITECTURES', 'SparseCodes', 'sparse_decode', 'gather_preacts', 'register_sae', 'sae_class', 'SAEOutput',
            'PreActs', 'SAE', 'geometric_median', 'SAEConfig', 'evaluate_sae', 'save_sae', 'load_sae', 'SAEMethod',
            'train_sae', 'to_saelens', 'from_saelens', 'collect_activations']
-
-# %% ../../nbs/20_sae.base.ipynb #f94bf3e4
-def fvu(x: Tensor,  # (..., d) targets
-        x_hat: Tensor,  # (..., d) reconstructions
-       ) -> Tensor:
-    "Fraction of variance unexplained: `sum ||x - x_hat||^2 / sum ||x - mean(x)||^2` over all samples (leading dims)."
-    if x.shape != x_hat.shape: raise ValueError(f"x has shape {tuple(x.shape)} but x_hat has shape {tuple(x_hat.shape)}; they must match")
-    x, x_hat = x.reshape(-1, x.shape[-1]).double(), x_hat.reshape(-1, x.shape[-1]).double()
-    total = (x - x.mean(0)).pow(2).sum()
-    return ((x - x_hat).pow(2).sum() / total.clamp_min(1e-30)).float()
 
 # %% ../../nbs/20_sae.base.ipynb #d2eac1b0
 class SparseCodes(NamedTuple):

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core import check_float, check_positive_int
-from ..data import mmcs
+from ..metrics import mmcs
 from .base import SAE, SAEConfig, PreActs, SparseCodes, evaluate_sae, register_sae, train_sae
 from ..spd.importance import lower_leaky_hard_sigmoid, make_ci_fn, sample_masks, upper_leaky_hard_sigmoid
 from ..spd.losses import importance_minimality_loss
