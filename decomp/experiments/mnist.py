@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from ..core import Config, get_device, save_checkpoint, set_seed
 from ..data import load_mnist
 from ..models import MLP, load_or_train_mnist_mlp
-from ..metrics import mean_score_by_label
+from ..metrics import alive_components, mean_score_by_label
 from ..spd.metrics import DecompositionEval, collect_ci, evaluate_decomposition
 from ..spd.model import ComponentModel
 from ..spd.train import SPD, SPDConfig, make_component_model, train_spd
@@ -335,13 +335,7 @@ def _direction_snapshot(cm: ComponentModel, x: Tensor, n: int, threshold: float,
     "Save the top-n fc1 directions on `x`; return the alive counts on `x`."
     ci = collect_ci(cm, x)
     plot_component_directions(cm.components['fc1'].V, top_components(ci['fc1'], n), ci['fc1'].mean(0), title=title, path=path)
-    return {f'alive/{k}': float((v > threshold).any(0).sum()) for k, v in ci.items()}
-
-
-def _layer_table(ev: DecompositionEval) -> tuple[list[str], list[list]]:
-    rows = [[r['layer'], r['C'], r['alive'], r['l0_sample'], r['stochastic_accuracy'], r['weight_error']] for r in ev.rows()]
-    return ['layer', 'C', 'alive components', 'CI L0 (mean active components per image)', 'accuracy, this layer stochastically masked',
-            'relative weight error ‖W − (VU)ᵀ‖/‖W‖'], rows
+    return {f'alive/{k}': float(alive_components(v, threshold).sum()) for k, v in ci.items()}
 
 
 def _figures_for(cm: ComponentModel, ev: DecompositionEval, y: Tensor, folder: Path, n_dir: int, tag: str, label: str,
@@ -499,7 +493,7 @@ def mnist_report(res: MNISTResult) -> Report:
         ['digit rows with an alive component of mean CI >= 0.5 (fc1, fc2)', f"{m['fc1/digits_present']}/10, {m['fc2/digits_present']}/10"],
         ['digit rows with a selective alive component (fc1, fc2)', f"{m['fc1/digits_selective']}/10, {m['fc2/digits_selective']}/10"],
         ['test images evaluated', ev.stats.n['fc1']]])
-    head, rows = _layer_table(ev)
+    head, rows = ev.table()
     r.table(head, rows)
     r.text(f"A component is **alive** when its CI exceeds {ev.stats.threshold:g} on at least one test image; **CI L0** is the "
            "mean number of components per image whose CI exceeds that threshold.")

@@ -394,9 +394,7 @@ class ShapesResult:
         r.text(f"Mean over heads: target {a['target']:.3f}, all masks = 1 {a['ones']:.3f}, CI as masks {a['ci']:.3f}, "
                f"all layers stochastically masked {a['stochastic']:.3f}.")
         r.heading('Decomposition per layer')
-        r.table(['layer', 'kind', 'C', 'alive', 'CI L0 / location', 'CI L0 / sample', 'accuracy, this layer stochastic', 'relative weight error'],
-                [[q['layer'], q['kind'], q['C'], q['alive'], q['l0_location'], q['l0_sample'], q['stochastic_accuracy'], q['weight_error']]
-                 for q in ev.rows()])
+        r.table(*ev.table())
         r.heading('Atomic vs compositional')
         values = [v for vals in SHAPES_VALUES for v in vals]
         r.text('Classified components per label, then the atomic components of each attribute value.')
