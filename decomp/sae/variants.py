@@ -5,7 +5,6 @@
 # %% ../../nbs/21_sae.variants.ipynb #7269bb4f
 from __future__ import annotations
 import math
-from pathlib import Path
 from typing import ClassVar, Mapping
 
 import torch
@@ -14,14 +13,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core import check_float, check_positive_int
-from ..metrics import mmcs
-from .base import SAE, SAEConfig, PreActs, SparseCodes, evaluate_sae, register_sae, train_sae
+from .base import SAE, PreActs, SparseCodes, register_sae
 from ..spd.importance import lower_leaky_hard_sigmoid, make_ci_fn, sample_masks, upper_leaky_hard_sigmoid
 from ..spd.losses import importance_minimality_loss
 
 # %% auto #0
-__all__ = ['topk_select', 'batchtopk_select', 'TopKSAE', 'BatchTopKSAE', 'jumprelu', 'step_l0', 'JumpReLUSAE',
-           'jumprelu_vs_batchtopk', 'AbsTopKSAE', 'StochasticSAE', 'MultiInputSAE']
+__all__ = ['topk_select', 'batchtopk_select', 'TopKSAE', 'BatchTopKSAE', 'jumprelu', 'step_l0', 'JumpReLUSAE', 'AbsTopKSAE',
+           'StochasticSAE', 'MultiInputSAE']
 
 # %% ../../nbs/21_sae.variants.ipynb #5ada337e
 def _check_k(k, n_features: int, name: str = 'k') -> int:
@@ -231,35 +229,6 @@ class JumpReLUSAE(SAE):
         sae = cls(**common)
         with torch.no_grad(): sae.theta.copy_(weights['threshold'])
         return sae
-
-# %% ../../nbs/21_sae.variants.ipynb #bbf9a599
-def jumprelu_vs_batchtopk(activations: Tensor,  # (N, d_in) training activations
-                          n_features: int,  # dictionary size of both SAEs
-                          k: int,  # BatchTopK's k = JumpReLU's target L0
-                          config: SAEConfig | None = None,  # shared training config
-                          *,
-                          eval_activations: Tensor | None = None,  # held-out data (default: the training data)
-                          true_directions: Tensor | None = None,  # (n_true, d) ground truth, adds 'mmcs'
-                          target_coeff: float = 1.0,  # weight of the target-L0 penalty
-                          jumprelu_kwargs: Mapping | None = None,  # extra JumpReLUSAE arguments (theta_init, bandwidth)
-                          **sae_kwargs,  # shared SAE options (normalize_input, seed, ...)
-                         ) -> dict[str, dict]:
-    "Train JumpReLU (target L0 = k) and BatchTopK (k) alike; `{name: {'sae', 'l0', 'fvu', 'mse', 'dead_frac'[, 'mmcs']}}`."
-    if not torch.is_tensor(activations) or activations.ndim != 2:
-        raise TypeError("activations must be an (N, d_in) tensor")
-    d_in = activations.shape[1]
-    config = SAEConfig() if config is None else config
-    saes = {'jumprelu': JumpReLUSAE(d_in, n_features, target_l0=k, **dict(jumprelu_kwargs or {}), **sae_kwargs),
-            'batchtopk': BatchTopKSAE(d_in, n_features, k, **sae_kwargs)}
-    out = {}
-    for name, sae in saes.items():
-        cfg = config.replace(coeffs={**config.coeffs, 'l0_penalty': target_coeff}) if name == 'jumprelu' else config
-        sae, _ = train_sae(sae, activations, cfg)
-        res = {'sae': sae, **evaluate_sae(sae, activations if eval_activations is None else eval_activations)}
-        if true_directions is not None:
-            res['mmcs'] = mmcs(sae.W_dec, true_directions)
-        out[name] = res
-    return out
 
 # %% ../../nbs/21_sae.variants.ipynb #dc998231
 @register_sae
