@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import check_positive_int
+from .core import check_float, check_positive_int
 
 # %% auto #0
 __all__ = ['fvu', 'max_cosine', 'mmcs', 'is_alive', 'alive_components', 'mean_score_by_label', 'top_activating']
@@ -56,8 +56,7 @@ def is_alive(active_frac: Tensor,  # (..., C) fraction of samples on which each 
              min_frac: float = 0.0,  # alive when active on at least this fraction of the samples (and on one at least)
             ) -> Tensor:
     "`(..., C)` bool: the units active on at least `min_frac` of the samples, and on at least one."
-    if isinstance(min_frac, bool) or not isinstance(min_frac, (int, float)) or not 0 <= min_frac <= 1:
-        raise ValueError(f"min_frac={min_frac!r}: expected a fraction in [0, 1]")
+    check_float(min_frac, 'min_frac', lo=0, hi=1)
     return (active_frac > 0) & (active_frac >= min_frac)
 
 
@@ -67,7 +66,7 @@ def alive_components(scores: Tensor,  # (N, *positions, C) per-sample scores (CI
                     ) -> Tensor:
     "`(C,)` bool mask of the alive units: active (score > `threshold` at some position) on at least `min_frac` of the N samples."
     if not torch.is_tensor(scores) or scores.dim() < 2: raise ValueError(f"scores must be a tensor (N, ..., C), got {getattr(scores, 'shape', type(scores))}")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)): raise ValueError(f"threshold={threshold!r}: expected a number, e.g. 0.1")
+    check_float(threshold, 'threshold')
     active = (scores > threshold).flatten(1, -2).any(1) if scores.dim() > 2 else scores > threshold
     return is_alive(active.float().mean(0), min_frac)
 
