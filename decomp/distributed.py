@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_distributed.ipynb #8779b5af
 from __future__ import annotations
-import atexit, inspect, os, subprocess, sys
+import atexit, gc, inspect, os, subprocess, sys
 from pathlib import Path
 
 import torch
@@ -40,8 +40,11 @@ def init_distributed(backend: str | None = None,  # 'gloo' or 'nccl'; default: n
 
 
 def _leave_process_group():
-    "Leave the group at exit: a group still alive at interpreter shutdown can abort the process (seen with gloo)."
-    if dist.is_initialized(): dist.destroy_process_group()
+    "Leave the group at exit, all ranks together: free unreachable DDP reducers, wait for every rank, then destroy the group (a gloo group torn down while another rank still uses it, or still alive at interpreter shutdown, can abort the process)."
+    if not dist.is_initialized(): return
+    gc.collect()
+    try: dist.barrier()
+    finally: dist.destroy_process_group()
 
 # %% ../nbs/02_distributed.ipynb #65dc07ef
 def rank_slice(n: int,  # global batch size

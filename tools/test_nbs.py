@@ -15,7 +15,22 @@ RUN_ONE = ("import sys; from nbdev.test import test_nb; from nbdev.config import
            "force_flags=sys.argv[2].split(), basepath=cfg.config_path); sys.exit(0 if ok else 1)")
 
 
+# A torchrun rank that aborts at interpreter shutdown after its work is done ("terminate called without an active
+# exception", gloo) has been seen about once in five full runs and never in 30 direct runs of the same script: a notebook
+# failing with exactly that is run once more, and the line says so. Any other failure fails at once.
+SHUTDOWN_ABORT = 'terminate called without an active exception'
+
+
 def run(nb: Path, flags: str, timeout: int, env: dict):
+    nb, ok, secs, log = run_once(nb, flags, timeout, env)
+    if not ok and SHUTDOWN_ABORT in log:
+        print(f'RETRY {nb.name}: a torchrun rank aborted at shutdown ({SHUTDOWN_ABORT!r}); running it once more', flush=True)
+        nb, ok, secs2, log2 = run_once(nb, flags, timeout, env)
+        secs, log = secs + secs2, log + '\n--- retry ---\n' + log2
+    return nb, ok, secs, log
+
+
+def run_once(nb: Path, flags: str, timeout: int, env: dict):
     t0 = time.time()
     try:
         p = subprocess.run([sys.executable, '-c', RUN_ONE, str(nb), flags], cwd=nb.parent, timeout=timeout,
