@@ -336,6 +336,7 @@ class ShapesConfig(Config):
 
     def spd_config(self, progress: bool = True) -> SPDConfig:
         "The `SPDConfig` of this run."
+        if 'losses' in self.spd_overrides: raise ValueError("spd_overrides has a 'losses' entry; put loss settings in spd_losses (same layout)")
         return SPDConfig.from_dict(dict(target_modules={n: self.C[n] for n in self.layers}, C=None, steps=self.steps,
                                         batch_size=self.spd_batch_size, lr=self.spd_lr, init='svd', distance='kl',
                                         losses={k: {**SHAPES_SPD_LOSSES.get(k, {}), **self.spd_losses.get(k, {})}
