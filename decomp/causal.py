@@ -5,42 +5,30 @@
 # %% ../nbs/30_causal.ipynb #a4498920
 from __future__ import annotations
 import dataclasses
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 import networkx as nx
-from matplotlib.figure import Figure
-from matplotlib.colors import TwoSlopeNorm
-from matplotlib.lines import Line2D
 from sklearn.linear_model import Lasso, LassoCV
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .metrics import alive_components
-from .core import Config, check_finite, check_positive_int, get_device, output_dir
+from .core import Config, check_finite, check_float, check_positive_int, get_device
 from .spd.model import ComponentModel, check_component_model
 
 # %% auto #0
-__all__ = ['ACTIVATIONS', 'FIGURES', 'LassoResult', 'lasso_predictors', 'StepwiseResult', 'stepwise_regression', 'weight_paths',
+__all__ = ['ACTIVATIONS', 'LassoResult', 'lasso_predictors', 'StepwiseResult', 'stepwise_regression', 'weight_paths',
            'sparse_sets', 'SignAgreement', 'sign_agreement', 'correlation_matrix', 'count_crossings', 'BipartiteLayout',
-           'minimize_crossings', 'plot_effect_matrix', 'plot_weight_paths', 'plot_connectivity', 'plot_ci_correlation',
-           'plot_stepwise', 'plot_sign_agreement', 'causal_graph', 'plot_causal_graph', 'ComponentActivations',
-           'collect_components', 'CausalEffects', 'causal_effects', 'CausalConfig', 'CausalResult', 'analyze_causal',
-           'write_causal_figures']
+           'minimize_crossings', 'causal_graph', 'ComponentActivations', 'collect_components', 'CausalEffects',
+           'causal_effects', 'CausalConfig', 'CausalResult', 'analyze_causal']
 
 # %% ../nbs/30_causal.ipynb #e0a9c80b
 def _check_2d(x, name: str, shape_hint: str) -> Tensor:
     if not torch.is_tensor(x): raise TypeError(f"{name} must be a torch.Tensor of shape {shape_hint}, got {type(x).__name__}")
     if x.dim() != 2: raise ValueError(f"{name} has shape {tuple(x.shape)}; expected a matrix of shape {shape_hint}")
     return check_finite(x, name)
-
-
-def _check_frac(v, name: str, lo_open: bool = False) -> float:
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (0 < v <= 1 if lo_open else 0 <= v <= 1)
-    if not ok: raise ValueError(f"{name}={v!r}: expected a number in {'(0, 1]' if lo_open else '[0, 1]'}")
-    return float(v)
 
 
 # %% ../nbs/30_causal.ipynb #33626167
@@ -90,8 +78,8 @@ def lasso_predictors(x: Tensor,  # (N, C1) upstream activations (predictors)
     x, y = _check_2d(x, 'x', '(N, C1)'), _check_2d(y, 'y', '(N, C2)')
     if x.shape[0] != y.shape[0]: raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]}; pass the same samples")
     top_k = check_positive_int(top_k, 'top_k')
-    if not 0 < test_frac < 1: raise ValueError(f"test_frac={test_frac!r}: expected a number in (0, 1)")
-    if not cv and not (isinstance(alpha, (int, float)) and alpha > 0): raise ValueError(f"alpha={alpha!r}: expected a positive number")
+    check_float(test_frac, 'test_frac', 0, 1, lo_open=True, hi_open=True)
+    if not cv: check_float(alpha, 'alpha', 0, lo_open=True)
     X, Y = x.detach().double().cpu().numpy(), y.detach().double().cpu().numpy()
     tr, te = _split(len(X), test_frac, seed)
     if len(te) < 2 or len(tr) < (10 if cv else 2):
@@ -172,7 +160,7 @@ def sparse_sets(effect: Tensor,  # (C1, C2) connectivity, e.g. causal effects
                ) -> tuple[Tensor, Tensor]:
     "`(mask (C1, C2) bool, sizes (C2,) int64)`: for each column the smallest set of rows whose |effect| reaches `frac` of the total."
     effect = _check_2d(effect, 'effect', '(C1, C2)')
-    frac = _check_frac(frac, 'frac', lo_open=True)
+    frac = check_float(frac, 'frac', 0, 1, lo_open=True)
     a = effect.detach().abs().double()
     vals, idx = torch.sort(a, dim=0, descending=True, stable=True)
     total = a.sum(0)
@@ -318,155 +306,6 @@ def minimize_crossings(graph: nx.Graph,  # bipartite graph; every edge joins a n
     return BipartiteLayout(left=by_pos(left, best_pl), right=by_pos(right, best_pr), crossings_before=before,
                            crossings_after=best, history=history)
 
-# %% ../nbs/30_causal.ipynb #8bf84f74
-def _save(fig: Figure, path) -> Figure:
-    if path is not None:
-        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120, bbox_inches='tight')
-    return fig
-
-
-def _ticks(ax, labels, axis: str, max_labels: int = 60):
-    n = len(labels); step = max(1, int(np.ceil(n / max_labels)))
-    pos = list(range(0, n, step))
-    if axis == 'x': ax.set_xticks(pos, [str(labels[k]) for k in pos], rotation=90, fontsize=7)
-    else: ax.set_yticks(pos, [str(labels[k]) for k in pos], fontsize=7)
-
-
-def _heatmap(M, row_labels, col_labels, *, xlabel: str, ylabel: str, title: str, cbar_label: str,
-             diverging: bool = True, annotate: bool = False, hlines=(), vlines=()) -> Figure:
-    M = np.asarray(M, dtype=float)
-    rows, cols = M.shape
-    fig = Figure(figsize=(float(np.clip(0.32 * cols + 3, 4.5, 18)), float(np.clip(0.3 * rows + 2, 3, 14))), layout='constrained')
-    ax = fig.subplots()
-    vmax = float(np.nanmax(np.abs(M))) if M.size else 1.0
-    vmax = vmax if vmax > 0 else 1.0
-    if diverging: im = ax.imshow(M, cmap='RdBu_r', norm=TwoSlopeNorm(0.0, -vmax, vmax), aspect='auto', interpolation='nearest')
-    else: im = ax.imshow(M, cmap='viridis', aspect='auto', interpolation='nearest')
-    if annotate and M.size <= 600:
-        for (r, c), v in np.ndenumerate(M):
-            if v != 0 and np.isfinite(v):
-                ax.text(c, r, f'{v:.2g}', ha='center', va='center', fontsize=6, color='white' if abs(v) > 0.6 * vmax else 'black')
-    for y in hlines: ax.axhline(y - 0.5, color='black', lw=1)
-    for x in vlines: ax.axvline(x - 0.5, color='black', lw=1)
-    _ticks(ax, col_labels, 'x'); _ticks(ax, row_labels, 'y')
-    ax.set_xlabel(xlabel); ax.set_ylabel(ylabel); ax.set_title(title)
-    fig.colorbar(im, ax=ax, label=cbar_label, shrink=0.9)
-    return fig
-
-
-def _labels(labels, n: int, name: str) -> list:
-    if labels is None: return [f'C{k}' for k in range(n)]
-    labels = list(labels)
-    if len(labels) != n: raise ValueError(f"{name} has {len(labels)} entries but the matrix has {n}; give one label per component")
-    return labels
-
-# %% ../nbs/30_causal.ipynb #fa571716
-def plot_effect_matrix(effect: Tensor,  # (C1, C2) causal effects
-                       labels_up: Sequence | None = None,  # C1 upstream labels (default C0, C1, ...)
-                       labels_down: Sequence | None = None,  # C2 downstream labels
-                       mask: Tensor | None = None,  # (C1, C2) bool: show only these entries (e.g. the sparse sets)
-                       names: tuple[str, str] = ('upstream', 'downstream'),  # layer names for the axis labels
-                       title: str | None = None,
-                       path: str | Path | None = None,  # save a PNG here
-                      ) -> Figure:
-    "Heat map of the causal effect matrix (rows: downstream components), optionally restricted to `mask`."
-    E = _check_2d(effect, 'effect', '(C1, C2)').detach().cpu().float()
-    lu, ld = _labels(labels_up, E.shape[0], 'labels_up'), _labels(labels_down, E.shape[1], 'labels_down')
-    if mask is not None:
-        sizes = mask.sum(0).tolist()
-        E = torch.where(mask.cpu(), E, torch.zeros(()))
-        ld = [f'{l} ({s})' for l, s in zip(ld, sizes)]
-    title = title or (f'Causal effects {names[0]} → {names[1]}' + (' (sparse sets; set size in brackets)' if mask is not None else ''))
-    fig = _heatmap(E.T.numpy(), ld, lu, xlabel=f'{names[0]} component i (ablated)', ylabel=f'{names[1]} component j',
-                   title=title, cbar_label='effect E[act_j | i on] − E[act_j | i off]', annotate=mask is not None)
-    return _save(fig, path)
-
-# %% ../nbs/30_causal.ipynb #d4f1c7a5
-def plot_weight_paths(paths: Tensor,  # (C1, C2) U1 @ V2
-                      labels_up: Sequence | None = None, labels_down: Sequence | None = None,
-                      names: tuple[str, str] = ('upstream', 'downstream'),
-                      path: str | Path | None = None,
-                     ) -> Figure:
-    "Heat map of the structural weight paths `U1 @ V2` (rows: downstream components)."
-    P = _check_2d(paths, 'paths', '(C1, C2)').detach().cpu().float()
-    lu, ld = _labels(labels_up, P.shape[0], 'labels_up'), _labels(labels_down, P.shape[1], 'labels_down')
-    fig = _heatmap(P.T.numpy(), ld, lu, xlabel=f'{names[0]} component i', ylabel=f'{names[1]} component j',
-                   title=f'Weight paths $U_1 V_2$: {names[0]} → {names[1]} (structural)', cbar_label='$u_i \\cdot v_j$')
-    return _save(fig, path)
-
-# %% ../nbs/30_causal.ipynb #7c338fa0
-def plot_connectivity(coef: Tensor,  # (C1, C2) lasso coefficients (standardised)
-                      labels_up: Sequence | None = None, labels_down: Sequence | None = None,
-                      r2: Tensor | None = None,  # (C2,) held-out R², shown in the row labels
-                      names: tuple[str, str] = ('upstream', 'downstream'),
-                      path: str | Path | None = None,
-                     ) -> Figure:
-    "Heat map of the lasso connectivity matrix (standardised coefficients; rows: downstream components)."
-    W = _check_2d(coef, 'coef', '(C1, C2)').detach().cpu().float()
-    lu, ld = _labels(labels_up, W.shape[0], 'labels_up'), _labels(labels_down, W.shape[1], 'labels_down')
-    if r2 is not None: ld = [f'{l} (R²={float(r):.2f})' for l, r in zip(ld, r2)]
-    fig = _heatmap(W.T.numpy(), ld, lu, xlabel=f'{names[0]} component (predictor)', ylabel=f'{names[1]} component (target)',
-                   title=f'Lasso connectivity {names[0]} → {names[1]}', cbar_label='standardised lasso coefficient')
-    return _save(fig, path)
-
-# %% ../nbs/30_causal.ipynb #1c7b605f
-def plot_ci_correlation(corr: Tensor,  # (C1 + C2, C1 + C2) correlation matrix
-                        labels: Sequence | None = None,  # one label per row
-                        n_up: int | None = None,  # number of upstream rows: draws the block boundary
-                        path: str | Path | None = None,
-                       ) -> Figure:
-    "Heat map of a CI correlation matrix, with lines between the upstream and downstream blocks."
-    R = _check_2d(corr, 'corr', '(C, C)').detach().cpu().float()
-    lab = _labels(labels, R.shape[0], 'labels')
-    lines = () if n_up is None else (n_up,)
-    fig = _heatmap(R.numpy(), lab, lab, xlabel='component', ylabel='component', title='Correlation of causal importances',
-                   cbar_label='Pearson correlation', hlines=lines, vlines=lines)
-    return _save(fig, path)
-
-# %% ../nbs/30_causal.ipynb #a3857b66
-def plot_stepwise(r2: Tensor,  # (C2, K + 1) R² after 0..K predictors
-                  labels_down: Sequence | None = None,
-                  path: str | Path | None = None,
-                 ) -> Figure:
-    "R² curves of stepwise forward regression, one line per downstream component, and their mean."
-    R = _check_2d(r2, 'r2', '(C2, K + 1)').detach().cpu().float().numpy()
-    ld = _labels(labels_down, R.shape[0], 'labels_down')
-    fig = Figure(figsize=(6.5, 4.2), layout='constrained'); ax = fig.subplots()
-    ks = np.arange(R.shape[1])
-    for row, l in zip(R, ld): ax.plot(ks, row, lw=1, alpha=0.7, label=str(l) if len(ld) <= 12 else None)
-    ax.plot(ks, R.mean(0), color='black', lw=2.5, label='mean')
-    ax.set_xlabel('number of upstream predictors (greedy forward selection)'); ax.set_ylabel('in-sample $R^2$')
-    ax.set_ylim(0, 1.02); ax.set_xlim(0, ks[-1]); ax.grid(alpha=0.3)
-    ax.set_title('Stepwise regression of downstream activations')
-    ax.legend(fontsize=7, ncol=2 if len(ld) > 6 else 1, loc='lower right')
-    return _save(fig, path)
-
-# %% ../nbs/30_causal.ipynb #44b721f3
-def plot_sign_agreement(effect: Tensor,  # (C1, C2) causal effects
-                        paths: Tensor | None = None,  # (C1, C2) raw weight paths U1 @ V2 (left panel)
-                        predicted: Tensor | None = None,  # (C1, C2) first-order prediction (right panel)
-                        mask: Tensor | None = None,  # (C1, C2) bool, connections to show (default all)
-                        path: str | Path | None = None,
-                       ) -> Figure:
-    "Scatter of structural predictions vs measured effects, one panel per prediction given; off-diagonal quadrants are sign flips."
-    E = _check_2d(effect, 'effect', '(C1, C2)').detach().cpu().float()
-    panels = [(t, lab) for t, lab in ((paths, 'weight path $u_i \\cdot v_j$'),
-                                     (predicted, 'first-order prediction $E[ci_i a_i]\\, u_i \\cdot v_j\\, |u_j|$')) if t is not None]
-    if not panels: raise ValueError("give paths and/or predicted: the structural matrices to compare with the effects")
-    m = torch.ones_like(E, dtype=torch.bool) if mask is None else mask.cpu()
-    fig = Figure(figsize=(4.6 * len(panels) + 0.4, 4.4), layout='constrained')
-    for ax, (t, lab) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels):
-        p, e = t.detach().cpu().float()[m].numpy(), E[m].numpy()
-        ok = np.isfinite(p); p, e = p[ok], e[ok]
-        flip = np.sign(p) * np.sign(e) < 0
-        ax.axhline(0, color='grey', lw=0.8); ax.axvline(0, color='grey', lw=0.8)
-        ax.scatter(p[~flip], e[~flip], s=14, color='tab:green', label=f'signs agree ({(~flip).sum()})')
-        ax.scatter(p[flip], e[flip], s=20, color='tab:red', marker='x', label=f'sign flips ({flip.sum()})')
-        ax.set_xlabel(lab); ax.set_ylabel('causal effect'); ax.legend(fontsize=8, loc='upper left')
-    fig.suptitle('Structure vs cause (sparse-set connections)' if mask is not None else 'Structure vs cause')
-    return _save(fig, path)
-
 # %% ../nbs/30_causal.ipynb #c5dc001c
 def causal_graph(effect: Tensor,  # (C1, C2) causal effects
                  mask: Tensor,  # (C1, C2) bool, edges to keep
@@ -479,43 +318,6 @@ def causal_graph(effect: Tensor,  # (C1, C2) causal effects
     G.add_nodes_from((n, {'label': l, 'bipartite': 1}) for n, l in zip(right, labels_down))
     G.add_edges_from((('up', i), ('down', j), {'effect': float(effect[i, j])}) for i, j in torch.nonzero(mask).tolist())
     return G, left, right
-
-# %% ../nbs/30_causal.ipynb #2b3a4187
-def plot_causal_graph(effect: Tensor,  # (C1, C2) causal effects
-                      mask: Tensor | None = None,  # (C1, C2) bool edges to draw (default: non-zero effects)
-                      labels_up: Sequence | None = None, labels_down: Sequence | None = None,
-                      layout: BipartiteLayout | None = None,  # node orders (default: minimise crossings here)
-                      names: tuple[str, str] = ('upstream', 'downstream'),
-                      drop_isolated: bool = True,  # leave out components without an edge (crossing counts are unchanged)
-                      path: str | Path | None = None,
-                     ) -> Figure:
-    "Bipartite causal graph: upstream left, downstream right, edge colour = sign, width = |effect|, crossings minimised."
-    E = _check_2d(effect, 'effect', '(C1, C2)').detach().cpu().float()
-    lu, ld = _labels(labels_up, E.shape[0], 'labels_up'), _labels(labels_down, E.shape[1], 'labels_down')
-    m = (E != 0) if mask is None else mask.cpu()
-    G, left, right = causal_graph(E, m, lu, ld)
-    if layout is None: layout = minimize_crossings(G, left, right)
-    if drop_isolated:
-        layout = dataclasses.replace(layout, left=[n for n in layout.left if G.degree(n)], right=[n for n in layout.right if G.degree(n)])
-        G = G.subgraph(layout.left + layout.right)
-    pos = layout.positions()
-    fig = Figure(figsize=(7, float(np.clip(0.28 * max(len(layout.left), len(layout.right), 1) + 1.5, 4, 16))), layout='constrained')
-    ax = fig.subplots()
-    edges = list(G.edges(data='effect'))
-    vmax = max((abs(w) for *_, w in edges), default=1.0) or 1.0
-    nx.draw_networkx_edges(G, pos, ax=ax, edgelist=[(u, v) for u, v, _ in edges],
-                           width=[0.4 + 4.6 * abs(w) / vmax for *_, w in edges],
-                           edge_color=['tab:red' if w > 0 else 'tab:blue' for *_, w in edges], alpha=0.75)
-    nx.draw_networkx_nodes(G, pos, ax=ax, nodelist=layout.left, node_color='#d9d9d9', node_size=200, edgecolors='black')
-    nx.draw_networkx_nodes(G, pos, ax=ax, nodelist=layout.right, node_color='#fdd49e', node_size=200, edgecolors='black')
-    for node, (x, y) in pos.items():
-        ax.text(x - 0.04 if x == 0 else x + 0.04, y, str(G.nodes[node]['label']), ha='right' if x == 0 else 'left', va='center', fontsize=7)
-    ax.legend(handles=[Line2D([], [], color='tab:red', lw=2, label='excitatory (+)'), Line2D([], [], color='tab:blue', lw=2, label='inhibitory (−)')],
-              loc='upper center', bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=8, frameon=False)
-    ax.set_xlim(-0.45, 1.45); ax.axis('off')
-    ax.set_title(f'Causal graph {names[0]} (left) → {names[1]} (right), width ∝ |effect|\n'
-                 f'edge crossings {layout.crossings_before} → {layout.crossings_after} (barycenter ordering)', fontsize=10)
-    return _save(fig, path)
 
 # %% ../nbs/30_causal.ipynb #ad655200
 ACTIVATIONS = ('inner', 'ci')
@@ -742,11 +544,11 @@ class CausalConfig(Config):
 
     def __post_init__(self):
         if self.activation not in ACTIVATIONS: raise ValueError(f"activation={self.activation!r}: use one of {ACTIVATIONS}")
-        _check_frac(self.alive_frac, 'alive_frac'); _check_frac(self.sparse_frac, 'sparse_frac', lo_open=True)
+        check_float(self.alive_frac, 'alive_frac', 0, 1); check_float(self.sparse_frac, 'sparse_frac', 0, 1, lo_open=True)
         for f in ('top_k', 'stepwise_k', 'batch_size', 'max_rows'): check_positive_int(getattr(self, f), f)
         for f in ('max_samples', 'ablation_samples'):
             if getattr(self, f) is not None: check_positive_int(getattr(self, f), f)
-        if not 0 < self.test_frac < 1: raise ValueError(f"test_frac={self.test_frac!r}: expected a number in (0, 1)")
+        check_float(self.test_frac, 'test_frac', 0, 1, lo_open=True, hi_open=True)
 
 # %% ../nbs/30_causal.ipynb #4a0979e2
 @dataclasses.dataclass
@@ -843,29 +645,3 @@ def analyze_causal(component_model: ComponentModel,  # a (trained) decomposition
         ci_corr=correlation_matrix(acts.ci[upstream][:, up_idx], acts.ci[downstream][:, down_idx]),
         layout=minimize_crossings(G, left, right), n_samples=acts.n_samples, n_ablation_samples=ce.n_samples,
         n_forward_calls=ce.n_forward_calls, n_row_passes=ce.n_row_passes)
-
-# %% ../nbs/30_causal.ipynb #0b97876f
-FIGURES = ('causal_effect_matrix', 'causal_effect_matrix_sparse', 'causal_graph_sparse', 'weight_path_matrix',
-           'sign_agreement', 'ci_correlation_matrix', 'feature_connectivity_matrix', 'stepwise_regression_results')
-
-
-def write_causal_figures(result: CausalResult,  # what analyze_causal returned
-                         out_dir: str | Path | None = None,  # folder for the PNGs (default output_dir(experiment, 'causal'))
-                         experiment: str = 'causal',  # experiment name used for the default folder
-                        ) -> dict[str, Path]:
-    "Write every causal-analysis figure as PNG; returns {figure name: path} (names in `FIGURES`)."
-    if not isinstance(result, CausalResult): raise TypeError(f"result must be a CausalResult, got {type(result).__name__}")
-    out = Path(out_dir) if out_dir is not None else output_dir(experiment, 'causal')
-    out.mkdir(parents=True, exist_ok=True)
-    r, lu, ld, names = result, result.labels_up, result.labels_down, (result.upstream, result.downstream)
-    paths = {k: out / f'{k}.png' for k in FIGURES}
-    plot_effect_matrix(r.effect, lu, ld, names=names, path=paths['causal_effect_matrix'])
-    plot_effect_matrix(r.effect, lu, ld, mask=r.sparse_mask, names=names, path=paths['causal_effect_matrix_sparse'])
-    plot_causal_graph(r.effect, r.sparse_mask, lu, ld, layout=r.layout, names=names, path=paths['causal_graph_sparse'])
-    plot_weight_paths(r.weight_paths, lu, ld, names=names, path=paths['weight_path_matrix'])
-    plot_sign_agreement(r.effect, r.weight_paths, r.predicted, r.sparse_mask, path=paths['sign_agreement'])
-    plot_ci_correlation(r.ci_corr, [f'{result.upstream}:{l}' for l in lu] + [f'{result.downstream}:{l}' for l in ld],
-                        n_up=len(lu), path=paths['ci_correlation_matrix'])
-    plot_connectivity(r.lasso.coef, lu, ld, r2=r.lasso.r2, names=names, path=paths['feature_connectivity_matrix'])
-    plot_stepwise(r.stepwise.r2, ld, path=paths['stepwise_regression_results'])
-    return paths
