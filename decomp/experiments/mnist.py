@@ -19,12 +19,14 @@ from ..data import load_mnist
 from ..models import MLP, load_or_train_mnist_mlp
 from ..metrics import alive_components, mean_score_by_label
 from ..spd.metrics import DecompositionEval, collect_ci, evaluate_decomposition
+from ..spd.plots import plot_decomposition
 from ..spd.model import ComponentModel
 from ..spd.train import SPD, SPDConfig, make_component_model, train_spd
 from ..train import History, fit
 from ..plots import new_figure, save_figure
 from ..report import Report, finish_experiment, start_experiment
-from ..causal import CausalConfig, CausalResult, analyze_causal, write_causal_figures
+from ..causal import CausalConfig, CausalResult, analyze_causal
+from ..causal_plots import write_causal_figures
 
 # %% auto #0
 __all__ = ['EXPERIMENT', 'default_spd_config', 'default_causal_config', 'MNISTConfig', 'Predecomposed', 'train_predecomposed',
@@ -356,7 +358,7 @@ def _figures_for(cm: ComponentModel, ev: DecompositionEval, y: Tensor, folder: P
         if order:
             figures[f'{tag}ci_by_digit_{n}'] = folder / f'ci_by_digit_{n}.png'
             plot_ci_by_digit(table, order, n, path=figures[f'{tag}ci_by_digit_{n}'])
-    for k, p in ev.plot_all(folder, image_shapes={'fc1': (28, 28)}).items(): figures[f'{tag}{k}'] = p
+    for k, p in plot_decomposition(ev, folder, image_shapes={'fc1': (28, 28)}).items(): figures[f'{tag}{k}'] = p
     return coverage
 
 
