@@ -2,7 +2,7 @@
 
 1. SPD on TMS 5-2 (float32, bfloat16 autocast, torch.compile): the features are recovered on the device;
 2. every SAE variant and a transcoder train on the device, and a checkpoint loads back to the same reconstruction;
-3. the three experiments of the `decomp` command run end to end with few steps (`--device`);
+3. the four experiments of the `decomp` command run end to end with few steps (`--device`);
 4. with 2+ GPUs: `torchrun --nproc_per_node=2` (NCCL) trains SPD on TMS to the single-GPU result.
 Prints one PASS/FAIL line per check and ends with `N passed, N failed`."""
 from __future__ import annotations
@@ -18,11 +18,12 @@ TMS_RUN = r'''
 import sys, torch
 from decomp.data import sparse_features
 from decomp.models import load_or_train_tms
-from decomp.spd.train import tms_fast_config, train_spd, tms_recovery
+from decomp.spd.train import train_spd
+from decomp.experiments.tms import tms_recovery, tms_spd_config
 from decomp.distributed import is_main_process
 out, device, extra = sys.argv[1], sys.argv[2], eval(sys.argv[3])
 tms, _ = load_or_train_tms(progress=False)
-cfg = tms_fast_config(log_every=100, device=device, **extra)
+cfg = tms_spd_config(log_every=100, device=device, **extra)
 spd, hist = train_spd(tms, lambda n, g: sparse_features(n, 5, p=0.05, generator=g), cfg)
 if is_main_process(): torch.save({'recovery': tms_recovery(spd), 'state': {k: v.cpu() for k, v in spd.spd_state_dict().items()}}, out)
 '''
@@ -86,7 +87,7 @@ def main():
             return f'{len(models)} models'
         check('SAE variants and transcoder', saes)
 
-        for exp in ('mnist', 'shapes', 'transcoder_vs_spd'):
+        for exp in ('mnist', 'shapes', 'tms', 'transcoder_vs_spd'):
             steps = max(a.steps, 150) if exp == 'shapes' else a.steps  # shapes: 100 warm-up steps come first
             check(f'decomp {exp} --device {a.device} --steps {steps}',
                   lambda exp=exp, steps=steps: run([str(Path(sys.executable).parent / 'decomp'), exp, '--device', a.device, '--steps',
