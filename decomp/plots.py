@@ -11,8 +11,10 @@ from typing import Sequence
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from .train import History
+
 # %% auto #0
-__all__ = ['new_figure', 'grid', 'save_figure']
+__all__ = ['new_figure', 'grid', 'save_figure', 'plot_training_curves']
 
 # %% ../nbs/06_plots.ipynb #d69a2ab5
 def new_figure(figsize: tuple[float, float] = (6.4, 4.0),  # (width, height) in inches
@@ -47,3 +49,28 @@ def save_figure(fig: Figure,  # the figure
         path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=dpi, bbox_inches='tight')
     return fig
+
+# %% ../nbs/06_plots.ipynb #791e42b2
+def plot_training_curves(history: History,  # what fit / train_spd returned
+                         keys: Sequence[str] | None = None,  # default: every logged loss term (not eval/*, not lr)
+                         title: str = 'training curves',
+                         path: str | Path | None = None,  # save the figure here (PNG)
+                        ) -> Figure:
+    "One panel per loss term (log scale when positive); keys 'a/b/x' and 'a/b/y' share the panel 'a/b'."
+    keys = [k for k in history.keys() if not k.startswith('eval/') and k != 'lr'] if keys is None else list(keys)
+    if not keys: raise ValueError(f"nothing to plot: no key selected among {history.keys()}")
+    groups: dict[str, list[str]] = {}
+    for k in keys: groups.setdefault(k.rsplit('/', 1)[0] if k.count('/') >= 2 else k, []).append(k)
+    fig, axes = grid(len(groups), 4, panel=(3.6, 2.7), layout=None)
+    for ax, (g, ks) in zip(axes, groups.items()):
+        positive = True
+        for k in ks:
+            s, v = history.series(k)
+            ax.plot(s, v, label=k.rsplit('/', 1)[-1] if len(ks) > 1 else None, lw=1.3)
+            positive &= bool((v > 0).all())
+        if positive: ax.set_yscale('log')
+        ax.set(title='loss (weighted total)' if g == 'loss' else g, xlabel='step', ylabel='value')
+        if len(ks) > 1: ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title); fig.tight_layout()
+    return save_figure(fig, path)

@@ -23,7 +23,7 @@ from ..spd.plots import plot_decomposition
 from ..spd.model import ComponentModel
 from ..spd.train import SPD, SPDConfig, make_component_model, train_spd
 from ..train import History, fit
-from ..plots import new_figure, save_figure
+from ..plots import new_figure, plot_training_curves, save_figure
 from ..report import Report, finish_experiment, start_experiment
 from ..causal import CausalConfig, CausalResult, analyze_causal
 from ..causal_plots import write_causal_figures
@@ -31,8 +31,7 @@ from ..causal_plots import write_causal_figures
 # %% auto #0
 __all__ = ['EXPERIMENT', 'default_spd_config', 'default_causal_config', 'MNISTConfig', 'Predecomposed', 'train_predecomposed',
            'top_components', 'plot_component_directions', 'plot_directions_side_by_side', 'digit_order',
-           'plot_ci_by_digit', 'digit_coverage', 'plot_training_curves', 'MNISTResult', 'run_mnist', 'plot_comparison',
-           'mnist_report']
+           'plot_ci_by_digit', 'digit_coverage', 'MNISTResult', 'run_mnist', 'plot_comparison', 'mnist_report']
 
 # %% ../../nbs/50_mnist.ipynb #16c01993
 def default_spd_config() -> SPDConfig:
@@ -255,33 +254,6 @@ def digit_coverage(table: Tensor,  # (10, C) mean CI per digit
                          max_ci=float(best[d]), present=bool(alive.any()) and float(best[d]) >= min_ci,
                          selective=bool(alive[c]) and float(sel[d, c]) >= min_selectivity))
     return rows
-
-# %% ../../nbs/50_mnist.ipynb #3a7d84bf
-def plot_training_curves(history: History,  # what fit / train_spd returned
-                         keys: Sequence[str] | None = None,  # default: every logged loss term (not eval/*, not lr)
-                         title: str = 'training curves',
-                         path: str | Path | None = None,  # save the figure here (PNG)
-                        ) -> Figure:
-    "One panel per loss term (log scale when positive); keys 'a/b/x' and 'a/b/y' share the panel 'a/b'."
-    keys = [k for k in history.keys() if not k.startswith('eval/') and k != 'lr'] if keys is None else list(keys)
-    if not keys: raise ValueError(f"nothing to plot: no key selected among {history.keys()}")
-    groups: dict[str, list[str]] = {}
-    for k in keys: groups.setdefault(k.rsplit('/', 1)[0] if k.count('/') >= 2 else k, []).append(k)
-    n = len(groups); ncols = min(4, n); nrows = math.ceil(n / ncols)
-    fig = new_figure((3.6 * ncols, 2.7 * nrows), layout=None); axes = fig.subplots(nrows, ncols, squeeze=False)
-    for ax in axes.flat[n:]: ax.set_axis_off()
-    for ax, (g, ks) in zip(axes.flat, groups.items()):
-        positive = True
-        for k in ks:
-            s, v = history.series(k)
-            ax.plot(s, v, label=k.rsplit('/', 1)[-1] if len(ks) > 1 else None, lw=1.3)
-            positive &= bool((v > 0).all())
-        if positive: ax.set_yscale('log')
-        ax.set(title='loss (weighted total)' if g == 'loss' else g, xlabel='step', ylabel='value')
-        if len(ks) > 1: ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-    fig.suptitle(title); fig.tight_layout()
-    return save_figure(fig, path)
 
 # %% ../../nbs/50_mnist.ipynb #db7301bf
 @dataclasses.dataclass
