@@ -18,7 +18,7 @@ from .core import check_finite, check_float, check_positive_int, output_dir
 
 # %% auto #0
 __all__ = ['MNIST_HELP', 'SHAPES', 'COLOURS', 'SIZES', 'SIZE_FRACTIONS', 'sparse_features', 'ToyDictionary', 'data_loader',
-           'Batcher', 'MNIST', 'read_idx', 'load_mnist', 'render_shapes', 'ShapesColours', 'plot_shapes_examples']
+           'Batcher', 'MNIST', 'read_idx', 'load_mnist', 'render_shapes', 'ShapesColours']
 
 # %% ../nbs/01_data.ipynb #07587f56
 def sparse_features(n: int,  # number of samples
@@ -404,24 +404,3 @@ class ShapesColours(torch.utils.data.Dataset):
         return f'{COLOURS[c]} {SIZES[z]} {SHAPES[s]}'
 
     def __repr__(self): return f'ShapesColours(n={self.n}, size={self.size}, seed={self.seed}, noise={self.noise})'
-
-# %% ../nbs/01_data.ipynb #cbd3681b
-def plot_shapes_examples(ds: ShapesColours | None = None,  # dataset to draw from (default: ShapesColours(270, seed=0))
-                         path: str | Path | None = None,  # save the figure here as PNG
-                        ):
-    "A 3 x 9 grid with one image per (shape, colour, size): rows are shapes, columns colour x size."
-    import matplotlib.pyplot as plt
-    ds = ShapesColours(270, seed=0) if ds is None else ds
-    combo = ds.labels[:, 0] * 9 + ds.labels[:, 1] * 3 + ds.labels[:, 2]
-    fig, axs = plt.subplots(3, 9, figsize=(10, 3.8))
-    for c in range(27):
-        ax = axs[c // 9, c % 9]
-        hits = (combo == c).nonzero()
-        if len(hits): ax.imshow(ds.images[hits[0, 0]].permute(1, 2, 0).numpy(), interpolation='nearest')
-        ax.set_xticks([]); ax.set_yticks([])
-        if c < 9: ax.set_title(f'{COLOURS[c // 3]}\n{SIZES[c % 3]}', fontsize=9)
-        if c % 9 == 0: ax.set_ylabel(SHAPES[c // 9], fontsize=10)
-    fig.suptitle(f'Shapes/Colours ({ds.size}x{ds.size} RGB): one example per combination')
-    fig.tight_layout()
-    if path is not None: fig.savefig(path, dpi=100)
-    return fig

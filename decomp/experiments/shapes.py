@@ -8,19 +8,20 @@ import dataclasses
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
 from ..core import Config, check_positive_int, get_device, load_checkpoint, save_checkpoint, set_seed
-from ..data import ShapesColours
+from ..data import COLOURS, SHAPES, SIZES, ShapesColours
 from ..models import ShapesCNN, load_or_train_shapes_cnn
 from ..sae.base import SAEConfig, collect_activations, evaluate_sae, train_sae
 from ..sae.variants import TopKSAE
 from ..metrics import mean_score_by_label
-from ..spd.metrics import DecompositionEval, evaluate_decomposition, finish_figure
+from ..plots import new_figure, save_figure
+from ..spd.metrics import DecompositionEval, evaluate_decomposition
+from ..spd.plots import plot_decomposition
 from ..spd.train import SPDConfig, make_component_model, train_spd
 from ..train import History
 from ..report import Report, finish_experiment, start_experiment
@@ -28,8 +29,8 @@ from ..report import Report, finish_experiment, start_experiment
 # %% auto #0
 __all__ = ['ATTRIBUTES', 'LABELS', 'SHAPES_VALUES', 'LAYERS', 'SHAPES_SPD_LOSSES', 'EXPERIMENT', 'attribute_table',
            'attribute_selectivity', 'classify_components', 'AtomicityAnalysis', 'analyse_components',
-           'synthetic_control', 'head_accuracy', 'head_accuracies', 'ShapesConfig', 'ShapesResult', 'plot_label_counts',
-           'run_shapes']
+           'synthetic_control', 'plot_shapes_examples', 'head_accuracy', 'head_accuracies', 'ShapesConfig',
+           'ShapesResult', 'plot_label_counts', 'run_shapes']
 
 # %% ../../nbs/51_shapes.ipynb #7a461262
 ATTRIBUTES = ('shape', 'colour', 'size')
@@ -171,7 +172,7 @@ class AtomicityAnalysis:
         t = self.table[order]
         t = t / t.amax(1, keepdim=True).clamp_min(1e-12)
         names = [v for vals in self.value_names for v in vals]
-        fig, ax = plt.subplots(figsize=(7.5, 0.2 * len(order) + 2.2), layout='constrained')
+        fig = new_figure((7.5, 0.2 * len(order) + 2.2), layout='constrained'); ax = fig.subplots()
         im = ax.imshow(t.numpy(), aspect='auto', cmap='magma', vmin=0, vmax=1, interpolation='nearest')
         edges = np.cumsum(self.n_values)[:-1] - 0.5
         for e in edges: ax.axvline(e, color='w', lw=1.5)
@@ -184,7 +185,7 @@ class AtomicityAnalysis:
         ax.set_title(f"{self.name}: atomic {c['atomic']}, compositional {c['compositional']}, mixed {c['mixed']}, "
                      f"unselective {c['unselective']}, rare {c['rare']}", fontsize=9)
         fig.colorbar(im, ax=[ax, ax2], location='bottom', shrink=0.6, aspect=30, label='activation rate / row max')
-        return finish_figure(fig, path)
+        return save_figure(fig, path)
 
 
 def analyse_components(scores: Tensor,  # (n, K) per-sample scores (SPD: CIStats.scores()[layer]; SAE: latent activations)
@@ -233,6 +234,26 @@ def synthetic_control(n: int = 3000,  # number of samples
     on = torch.stack(on, 1)
     scores = torch.where(on, 0.3 + 0.7 * torch.rand(on.shape, generator=g), 0.05 * torch.rand(on.shape, generator=g))
     return scores, lab, truth
+
+# %% ../../nbs/51_shapes.ipynb #95fed431
+def plot_shapes_examples(ds: ShapesColours | None = None,  # dataset to draw from (default: ShapesColours(270, seed=0))
+                         path: str | Path | None = None,  # save the figure here as PNG
+                        ) -> Figure:
+    "A 3 x 9 grid with one image per (shape, colour, size): rows are shapes, columns colour x size."
+    ds = ShapesColours(270, seed=0) if ds is None else ds
+    combo = ds.labels[:, 0] * 9 + ds.labels[:, 1] * 3 + ds.labels[:, 2]
+    fig = new_figure((10, 3.8), layout=None)
+    axs = fig.subplots(3, 9, squeeze=False)
+    for c in range(27):
+        ax = axs[c // 9, c % 9]
+        hits = (combo == c).nonzero()
+        if len(hits): ax.imshow(ds.images[hits[0, 0]].permute(1, 2, 0).numpy(), interpolation='nearest')
+        ax.set_xticks([]); ax.set_yticks([])
+        if c < 9: ax.set_title(f'{COLOURS[c // 3]}\n{SIZES[c % 3]}', fontsize=9)
+        if c % 9 == 0: ax.set_ylabel(SHAPES[c // 9], fontsize=10)
+    fig.suptitle(f'Shapes/Colours ({ds.size}x{ds.size} RGB): one example per combination')
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=100)
 
 # %% ../../nbs/51_shapes.ipynb #57c3ed02
 def head_accuracy(logits: Tensor,  # (B, 9) logits of the three heads
@@ -415,7 +436,7 @@ def plot_label_counts(analyses: Mapping[str, AtomicityAnalysis],  # {name: analy
                      ) -> Figure:
     "Stacked bars: atomic / compositional / mixed / unselective / rare components per layer (and SAE)."
     names = list(analyses)
-    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 3.5, 3.8))
+    fig = new_figure((1.2 * len(names) + 3.5, 3.8), layout=None); ax = fig.subplots()
     bottom = np.zeros(len(names))
     colours = dict(atomic='C2', compositional='C1', mixed='C4', unselective='0.6', rare='0.85')
     for lab in (*LABELS, 'rare'):
@@ -426,7 +447,7 @@ def plot_label_counts(analyses: Mapping[str, AtomicityAnalysis],  # {name: analy
     ax.set_xticks(np.arange(len(names)), names)
     ax.set(xlabel='decomposition', ylabel='components', title='atomic vs compositional components')
     ax.legend(fontsize=7, loc='upper left', bbox_to_anchor=(1.01, 1.0)); fig.tight_layout()
-    return finish_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def run_shapes(config: ShapesConfig | None = None,  # the run's settings (default ShapesConfig())
@@ -474,7 +495,7 @@ def run_shapes(config: ShapesConfig | None = None,  # the run's settings (defaul
                                 'sae': sae.state_dict() if sae is not None else None}, config)
     figures: dict[str, Path] = {}
     if config.figures:
-        figures.update(ev.plot_all(out / 'spd', image=test.images[0]))
+        figures.update(plot_decomposition(ev, out / 'spd', image=test.images[0]))
         for n, an in analyses.items():
             figures[f'atomicity_{n}'] = out / f'atomicity_{n}.png'
             an.plot(path=figures[f'atomicity_{n}'])
