@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import ipywidgets as widgets
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
@@ -18,7 +17,8 @@ from torch import Tensor, nn
 
 from .core import check_positive_int, output_dir
 from .metrics import mean_score_by_label, top_activating
-from .spd.metrics import collect_ci, component_weights, finish_figure
+from .plots import new_figure, save_figure
+from .spd.metrics import collect_ci, component_weights
 
 # %% auto #0
 __all__ = ['ExplorerState', 'explorer_state', 'component_data', 'component_view', 'component_label', 'input_data', 'input_view',
@@ -241,7 +241,7 @@ def component_view(state: ExplorerState,  # what to show
                   ) -> Figure:
     "One component on one figure: what it reads (V or kernels) and writes (U), its CI histogram, top-activating inputs, mean CI per label."
     d = component_data(state, layer, idx, k)
-    fig = plt.figure(figsize=(12, 7.0))
+    fig = new_figure((12, 7.0), layout=None)
     gs = fig.add_gridspec(2, 13, left=0.05, right=0.97, top=0.88, bottom=0.1, hspace=0.5, wspace=1.2)
     _draw_reads(fig, gs[0, 0:4], d, state)
     ax = fig.add_subplot(gs[0, 6:9])
@@ -275,7 +275,7 @@ def component_view(state: ExplorerState,  # what to show
     ax.set_label('by_label')
     if len(d['by_label']) > 1: ax.legend(fontsize=7)
     fig.suptitle(f"{state.name}: {layer} component {d['component']}", fontsize=13)
-    return finish_figure(fig, path)
+    return save_figure(fig, path)
 
 # %% ../nbs/41_dashboards.ipynb #19ac8362
 def component_label(state: ExplorerState,  # what to show
@@ -319,7 +319,7 @@ def input_view(state: ExplorerState,  # what to show
     d = input_data(state, i, max_maps)
     L = len(state.layers)
     n_maps = max_maps if any(v.dim() == 4 for v in state.ci.values()) else 0
-    fig = plt.figure(figsize=(4.6 + 2.6 + 1.5 * n_maps, 1.55 * L + 1.3), layout='constrained')
+    fig = new_figure((4.6 + 2.6 + 1.5 * n_maps, 1.55 * L + 1.3), layout='constrained')
     gs = fig.add_gridspec(L, 2 + n_maps, width_ratios=[1.6, 3.0] + [1.0] * n_maps)
     ax = fig.add_subplot(gs[:min(L, 2), 0])
     _draw_input(ax, state.image(d['index']))
@@ -341,7 +341,7 @@ def input_view(state: ExplorerState,  # what to show
             map_axes.append(ax)
     if im is not None: fig.colorbar(im, ax=map_axes, shrink=0.8, label='CI at location')
     fig.suptitle(f"{state.name}: which components input {d['index']} uses", fontsize=12)
-    return finish_figure(fig, path)
+    return save_figure(fig, path)
 
 # %% ../nbs/41_dashboards.ipynb #079eea22
 def input_label(state: ExplorerState,  # what to show
@@ -367,14 +367,13 @@ def has_frontend() -> bool:
     return any(k in os.environ for k in ('JPY_SESSION_NAME', 'VSCODE_PID')) or 'google.colab' in sys.modules
 
 # %% ../nbs/41_dashboards.ipynb #5a50f6ed
-def figure_png(fig: Figure,  # a figure (closed afterwards)
+def figure_png(fig: Figure,  # a figure (`decomp.plots.new_figure`: pyplot never saw it, nothing to close)
                dpi: int = 80,  # resolution
                colors: int | None = 128,  # quantise to a palette of this many colours (3-4x smaller files); None: full RGBA
               ) -> bytes:
     "PNG bytes of `fig`, drawn once (the dashboard layouts are fixed: no tight bounding box)."
     buf = io.BytesIO()
     fig.savefig(buf, format='png', dpi=check_positive_int(dpi, 'dpi'))
-    plt.close(fig)
     if colors is None: return buf.getvalue()
     out = io.BytesIO()
     Image.open(buf).convert('RGB').quantize(colors=check_positive_int(colors, 'colors'), method=Image.Quantize.MEDIANCUT).save(
