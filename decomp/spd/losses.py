@@ -16,15 +16,14 @@ from .importance import batch_noise, sample_masks
 from .model import ComponentModel
 
 # %% auto #0
-__all__ = ['PGD_INITS', 'PGD_SCOPES', 'LOSS_TERMS', 'output_distance', 'faithfulness_loss', 'annealed_p',
-           'importance_minimality_loss', 'stochastic_recon_losses', 'stochastic_recon_loss',
-           'stochastic_recon_layerwise_loss', 'ci_masked_recon_loss', 'check_pgd_settings', 'pgd_sources', 'pgd_masks',
-           'pgd_objective', 'pgd_ascent', 'pgd_recon_loss', 'adversarial_ladder', 'component_penalty', 'TermSettings',
-           'LossInputs', 'LossTerm', 'FaithfulnessSettings', 'faithfulness_term', 'StochasticReconSettings',
-           'stochastic_recon_term', 'PGDReconSettings', 'pgd_recon_term', 'PersistentPGDSettings',
-           'persistent_pgd_recon_term', 'persistent_pgd_update', 'ImportanceMinimalitySettings',
-           'importance_minimality_term', 'ci_masked_recon_term', 'l1_term', 'l2_term', 'loss_settings', 'loss_coeffs',
-           'compute_loss_terms']
+__all__ = ['PGD_INITS', 'PGD_SCOPES', 'LOSS_TERMS', 'output_distance', 'faithfulness_loss', 'annealed_p', 'minimality_sum',
+           'importance_minimality_loss', 'smooth_l0_loss', 'ci_masked_recon_loss', 'check_pgd_settings', 'pgd_sources',
+           'pgd_masks', 'pgd_objective', 'pgd_ascent', 'pgd_recon_loss', 'adversarial_ladder', 'component_penalty',
+           'TermSettings', 'LossInputs', 'LossTerm', 'FaithfulnessSettings', 'faithfulness_term',
+           'StochasticReconSettings', 'stochastic_recon_term', 'PGDReconSettings', 'pgd_recon_term',
+           'PersistentPGDSettings', 'persistent_pgd_recon_term', 'persistent_pgd_update',
+           'ImportanceMinimalitySettings', 'importance_minimality_term', 'SmoothL0Settings', 'smooth_l0_term',
+           'ci_masked_recon_term', 'l1_term', 'l2_term', 'loss_settings', 'loss_coeffs', 'compute_loss_terms']
 
 # %% ../../nbs/13_spd.losses.ipynb #75a207cd
 def _per_variant_distance(pred: Tensor, target: Tensor, n_var: int, distance) -> Tensor:
@@ -68,72 +67,55 @@ def annealed_p(frac: float,  # fraction of training done, in [0, 1]
     return p + (p_final - p) * (frac - start_frac) / (end_frac - start_frac)
 
 
+def _global_sum(s: Tensor,  # (C,) this process's sums
+                shard: tuple[int, int] | None,  # (rank, world) under torchrun
+               ) -> Tensor:
+    "Value: the sum of `s` over the torchrun processes; gradient: `world` times this process's own part (DDP's average then gives the global gradient)."
+    if shard is None or shard[1] == 1: return s
+    tot = s.detach().clone(); torch.distributed.all_reduce(tot)
+    return s * shard[1] + (tot - s.detach() * shard[1])
+
+
+def minimality_sum(vals: Mapping[str, Tensor],  # {layer: (..., C)} a penalty per importance, e.g. (g + eps)^p
+                   beta: float = 0.0,  # weight of the frequency term (0: the plain mean)
+                   shard: tuple[int, int] | None = None,  # (rank, world): S_c sums over every process's batch
+                  ) -> Tensor:
+    "Sum over layers and components of m_c + beta m_c log2(1 + S_c): m_c the mean and S_c the sum of `vals` over batch and positions."
+    if not beta: return sum(v.flatten(0, -2).mean(0).sum() for v in vals.values())
+    tot = 0.0
+    for v in vals.values():
+        v = v.flatten(0, -2)
+        S = _global_sum(v.sum(0), shard)
+        m, m_all = v.mean(0), S.detach() / (v.shape[0] * (shard[1] if shard else 1))
+        log = torch.log2(1 + S)
+        # value m (1 + beta log); gradient dm (1 + beta log) + beta m_all dlog: exact under DDP's gradient average too
+        tot = tot + (m + beta * (m * log.detach() + m_all * (log - log.detach()))).sum()
+    return tot
+
+
 def importance_minimality_loss(ci_upper: Mapping[str, Tensor],  # {layer: (..., C) upper-leaky importances}
                                p: float = 1.0,  # exponent
                                eps: float = 1e-12,  # added before the power
+                               beta: float = 0.0,  # frequency term (0: off)
+                               shard: tuple[int, int] | None = None,  # (rank, world) under torchrun (global S_c)
                               ) -> Tensor:
-    "Sum over layers and components of the mean over batch (and locations) of (ci_upper + eps)^p."
+    "Sum over layers and components of the mean over batch (and locations) of (ci_upper + eps)^p (+ the frequency term)."
     if not ci_upper: raise ValueError("ci_upper is empty")
     if not p > 0: raise ValueError(f"p={p!r}: expected p > 0")
-    return sum((g + eps).pow(p).flatten(0, -2).mean(0).sum() for g in ci_upper.values())
-
-# %% ../../nbs/13_spd.losses.ipynb #274fc9c1
-def stochastic_recon_losses(model: ComponentModel,  # the decomposed model
-                            x: Tensor,  # (B, ...) model input
-                            ci: Mapping[str, Tensor],  # {layer: (B, ..., C) lower-leaky importances}
-                            target_out: Tensor,  # (B, ...) target output f(x) (computed once, no grad)
-                            *,
-                            all_layers: bool = True,  # compute the all-layers term 'stochastic_recon'
-                            layerwise: bool = True,  # compute the one-layer-at-a-time term 'stochastic_recon_layerwise'
-                            n_samples: int = 1,  # mask samples S per input
-                            sampling: str = 'continuous',  # 'continuous' or 'binomial'
-                            distance: str | Callable = 'mse',  # output distance
-                            generator: torch.Generator | None = None,  # RNG for masks (on x's device)
-                            shard: tuple[int, int] | None = None,  # (rank, world): x is this rank's share of a global batch
-                           ) -> dict[str, Tensor]:
-    "Both stochastic reconstruction terms from one batched forward pass: {'stochastic_recon', 'stochastic_recon_layerwise'}."
-    check_positive_int(n_samples, 'n_samples')
-    if not (all_layers or layerwise): raise ValueError("nothing to compute: all_layers and layerwise are both False")
-    names = list(ci)
-    model._check_names(names)
-    if not names: raise ValueError("ci is empty: pass the importances of at least one layer")
-    B, S, L = x.shape[0], n_samples, len(names)
-    # variant v masks layer l iff on[v, l]: S all-layer variants, then S variants per layer
-    blocks = ([torch.ones(S, L, dtype=torch.bool)] if all_layers else []) + \
-             ([torch.eye(L, dtype=torch.bool).repeat_interleave(S, 0)] if layerwise else [])
-    on = torch.cat(blocks)
-    V = on.shape[0]
-    masks, deltas, routes = {}, {}, {}
-    for j, n in enumerate(names):
-        k = int(on[:, j].sum())  # variants that mask layer n
-        masks[n] = sample_masks(ci[n], sampling, k, generator, shard).flatten(0, 1)
-        if model.use_delta:
-            deltas[n] = batch_noise((k, *ci[n].shape[:-1]), 'continuous', generator, shard, device=x.device,
-                                    dtype=ci[n].dtype).flatten(0, 1)
-        if k < V: routes[n] = on[:, j].repeat_interleave(B).to(x.device)
-    x_rep = x.unsqueeze(0).expand(V, *x.shape).reshape(V * B, *x.shape[1:])
-    out = model(x_rep, masks=masks, delta_masks=deltas or None, routes=routes)
-    d = _per_variant_distance(out, target_out, V, distance)
-    res, i = {}, 0
-    if all_layers: res['stochastic_recon'] = d[:S].mean(); i = S
-    if layerwise: res['stochastic_recon_layerwise'] = d[i:].mean()
-    return res
+    check_float(beta, 'beta', lo=0)
+    return minimality_sum({n: (g + eps).pow(p) for n, g in ci_upper.items()}, beta, shard)
 
 
-def stochastic_recon_loss(model: ComponentModel, x: Tensor, ci: Mapping[str, Tensor], target_out: Tensor, *,
-                          n_samples: int = 1, sampling: str = 'continuous', distance: str | Callable = 'mse',
-                          generator: torch.Generator | None = None) -> Tensor:
-    "Output distance with every decomposed layer stochastically masked, averaged over `n_samples` masks."
-    return stochastic_recon_losses(model, x, ci, target_out, layerwise=False, n_samples=n_samples, sampling=sampling,
-                                   distance=distance, generator=generator)['stochastic_recon']
-
-
-def stochastic_recon_layerwise_loss(model: ComponentModel, x: Tensor, ci: Mapping[str, Tensor], target_out: Tensor, *,
-                                    n_samples: int = 1, sampling: str = 'continuous', distance: str | Callable = 'mse',
-                                    generator: torch.Generator | None = None) -> Tensor:
-    "Output distance with one layer at a time stochastically masked, averaged over layers and `n_samples` masks."
-    return stochastic_recon_losses(model, x, ci, target_out, all_layers=False, n_samples=n_samples, sampling=sampling,
-                                   distance=distance, generator=generator)['stochastic_recon_layerwise']
+def smooth_l0_loss(ci_upper: Mapping[str, Tensor],  # {layer: (..., C) upper-leaky importances}
+                   gamma: float = 0.1,  # width: phi(c) ~ (c / gamma)^2 below it, ~ 1 above it
+                   beta: float = 0.0,  # frequency term (0: off)
+                   shard: tuple[int, int] | None = None,  # (rank, world) under torchrun (global S_c)
+                  ) -> Tensor:
+    "Smooth L0 minimality: `minimality_sum` of phi(c) = c^2 / (c^2 + gamma^2), about the number of components with c >> gamma."
+    if not ci_upper: raise ValueError("ci_upper is empty")
+    check_float(gamma, 'gamma', lo=0, lo_open=True)
+    check_float(beta, 'beta', lo=0)
+    return minimality_sum({n: g.pow(2) / (g.pow(2) + gamma ** 2) for n, g in ci_upper.items()}, beta, shard)
 
 # %% ../../nbs/13_spd.losses.ipynb #44ed4cc9
 def ci_masked_recon_loss(model: ComponentModel,  # the decomposed model
@@ -211,11 +193,11 @@ def pgd_masks(ci: Mapping[str, Tensor],  # {layer: (B, *locations, C)} importanc
 
 # %% ../../nbs/13_spd.losses.ipynb #ad685b34
 def _pgd_distances(model: ComponentModel, x: Tensor, ci: Mapping[str, Tensor], target_out: Tensor,
-                   sources: Mapping[str, Tensor], layerwise: bool, distance) -> Tensor:
-    "Per-variant distances (1,) with every layer masked, or (L,) with one layer at a time (one batched forward)."
+                   sources: Mapping[str, Tensor], layerwise: bool, distance, routes: Mapping[str, Tensor] | None = None) -> Tensor:
+    "Per-variant distances (1,) with every layer masked (or the routed ones), or (L,) with one layer at a time (one batched forward)."
     masks, dmasks = pgd_masks(ci, sources, model.use_delta)
     if not layerwise:
-        return _per_variant_distance(model(x, masks=masks, delta_masks=dmasks or None), target_out, 1, distance)
+        return _per_variant_distance(model(x, masks=masks, delta_masks=dmasks or None, routes=routes), target_out, 1, distance)
     names, B = list(ci), x.shape[0]
     variant = torch.arange(len(names), device=x.device).repeat_interleave(B)  # row i of the stacked batch is variant i // B
     routes = {n: variant == j for j, n in enumerate(names)}
@@ -232,10 +214,12 @@ def pgd_objective(model: ComponentModel,  # the decomposed model
                   *,
                   layerwise: bool = False,  # one layer masked at a time (mean over layers)
                   distance: str | Callable = 'mse',  # output distance
+                  routes: Mapping[str, Tensor] | None = None,  # {layer: (B,) bool} samples that mask it (all-layers only)
                  ) -> Tensor:
     "Output distance with the layers masked by `pgd_masks(ci, sources)`: the quantity the adversary maximises."
     _check_pgd_ci(model, ci)
-    return _pgd_distances(model, x, ci, target_out, sources, layerwise, distance).mean()
+    if routes and layerwise: raise ValueError("routes select layers per sample for all-layers masking; layerwise masks one layer at a time")
+    return _pgd_distances(model, x, ci, target_out, sources, layerwise, distance, routes).mean()
 
 # %% ../../nbs/13_spd.losses.ipynb #b5b0b606
 def _reduce_shared(grads: list[Tensor], scope: str, shard: tuple[int, int] | None) -> list[Tensor]:
@@ -263,6 +247,7 @@ def pgd_ascent(model: ComponentModel,  # the decomposed model (never updated her
                layerwise: bool = False,  # one layer masked at a time
                distance: str | Callable = 'mse',  # output distance
                shard: tuple[int, int] | None = None,  # (rank, world): sum shared sources' gradients over the processes
+               routes: Mapping[str, Tensor] | None = None,  # {layer: (B,) bool} samples that mask it (all-layers only)
                record: bool = False,  # also return the objective before each step
               ) -> dict[str, Tensor] | tuple[dict[str, Tensor], list[float]]:
     "Projected sign-gradient ascent on `pgd_objective`: the sources after `n_steps` (and the objective before each step)."
@@ -272,7 +257,7 @@ def pgd_ascent(model: ComponentModel,  # the decomposed model (never updated her
     src = {n: sources[n].detach().clone().requires_grad_(True) for n in names}
     seen = []
     for _ in range(n_steps):
-        with torch.enable_grad(): obj = _pgd_distances(model, x, ci, target_out, src, layerwise, distance).sum()
+        with torch.enable_grad(): obj = _pgd_distances(model, x, ci, target_out, src, layerwise, distance, routes).sum()
         grads = _reduce_shared(list(torch.autograd.grad(obj, list(src.values()))), scope, shard)
         _sign_step(list(src.values()), grads, step_size)
         if record: seen.append(obj.item() / (len(names) if layerwise else 1))
@@ -293,14 +278,21 @@ def pgd_recon_loss(model: ComponentModel,  # the decomposed model
                    distance: str | Callable = 'mse',  # output distance
                    generator: torch.Generator | None = None,  # RNG of the random init (on x's device)
                    shard: tuple[int, int] | None = None,  # (rank, world) under torchrun
+                   routing: str = 'all',  # all-layers term: 'all', 'uniform_k_subset' or 'static_probability' (fixed during the ascent)
+                   route_prob: float = 0.5,  # 'static_probability': chance that a layer is masked
                   ) -> Tensor:
     "Reconstruction loss under the adversarial masks found by `n_steps` of PGD; differentiable in the model (the sources are constants)."
     check_pgd_settings(n_steps, step_size, init, scope)
     _check_pgd_ci(model, ci)
+    if routing != 'all' and layerwise: raise ValueError(f"routing={routing!r} selects layers for all-layers masking; layerwise masks one layer at a time")
     src = pgd_sources(ci, scope, init, model.use_delta, generator, shard)
+    routes = None
+    if routing != 'all':
+        on = subset_routes(x.shape[0], len(ci), routing, route_prob, generator, shard, x.device)
+        routes = {n: on[:, j] for j, n in enumerate(ci)}
     src = pgd_ascent(model, x, ci, target_out, src, n_steps=n_steps, step_size=step_size, scope=scope,
-                     layerwise=layerwise, distance=distance, shard=shard)
-    return pgd_objective(model, x, ci, target_out, src, layerwise=layerwise, distance=distance)
+                     layerwise=layerwise, distance=distance, shard=shard, routes=routes)
+    return pgd_objective(model, x, ci, target_out, src, layerwise=layerwise, distance=distance, routes=routes)
 
 # %% ../../nbs/13_spd.losses.ipynb #93689415
 def _check_ladder_steps(steps) -> list[int]:
@@ -393,6 +385,10 @@ class LossTerm(NamedTuple):
 # %% ../../nbs/13_spd.losses.ipynb #919e2cfd
 _SAMPLING = ('continuous', 'binomial')
 
+def _check_routing(routing: str, route_prob: float):
+    if routing not in ROUTINGS: raise ValueError(f"routing={routing!r}: use one of {ROUTINGS}")
+    check_float(route_prob, 'route_prob', 0.0, 1.0)
+
 @dataclasses.dataclass
 class FaithfulnessSettings(TermSettings):
     "Faithfulness: coefficient, and the optional faithfulness-only warm-up of V, U before training."
@@ -413,11 +409,14 @@ class StochasticReconSettings(TermSettings):
     layerwise_coeff: float = 1.0  # 'stochastic_recon_layerwise'
     sampling: str = 'continuous'  # mask noise: 'continuous' or 'binomial'
     n_mask_samples: int = 1  # masks per input, all in one batched forward
+    routing: str = 'all'  # all-layers term: 'all', or per sample a random subset ('uniform_k_subset', 'static_probability')
+    route_prob: float = 0.5  # 'static_probability': chance that a layer is masked
 
     def __post_init__(self):
         super().__post_init__()
         if self.sampling not in _SAMPLING: raise ValueError(f"sampling={self.sampling!r}: use one of {_SAMPLING}")
         check_positive_int(self.n_mask_samples, 'n_mask_samples')
+        _check_routing(self.routing, self.route_prob)
 
     def coeffs(self, name: str) -> dict[str, float]:
         return {name: float(self.coeff), f'{name}_layerwise': float(self.layerwise_coeff)}
@@ -426,7 +425,8 @@ def stochastic_recon_term(inp: LossInputs, s: StochasticReconSettings) -> dict[s
     "`stochastic_recon_losses` for the wanted variants."
     return stochastic_recon_losses(inp.model, inp.x, inp.ci_lower, inp.target_out, all_layers='stochastic_recon' in inp.wanted,
                                    layerwise='stochastic_recon_layerwise' in inp.wanted, n_samples=s.n_mask_samples,
-                                   sampling=s.sampling, distance=inp.distance, generator=inp.generator, shard=inp.shard)
+                                   sampling=s.sampling, distance=inp.distance, generator=inp.generator, shard=inp.shard,
+                                   routing=s.routing, route_prob=s.route_prob)
 
 
 @dataclasses.dataclass
@@ -438,10 +438,13 @@ class PGDReconSettings(TermSettings):
     step_size: float = 0.1  # sign-gradient step
     init: str = 'random'  # initial sources: 'random', 'ones' or 'zeros'
     scope: str = 'shared_across_batch'  # 'unique_per_datapoint', 'shared_across_batch' or 'per_position'
+    routing: str = 'all'  # all-layers term: 'all', 'uniform_k_subset' or 'static_probability'
+    route_prob: float = 0.5  # 'static_probability': chance that a layer is masked
 
     def __post_init__(self):
         super().__post_init__()
         check_pgd_settings(self.n_steps, self.step_size, self.init, self.scope)
+        _check_routing(self.routing, self.route_prob)
 
     def coeffs(self, name: str) -> dict[str, float]:
         return {name: float(self.coeff), f'{name}_layerwise': float(self.layerwise_coeff)}
@@ -450,7 +453,7 @@ def pgd_recon_term(inp: LossInputs, s: PGDReconSettings) -> dict[str, Tensor]:
     "`pgd_recon_loss` for the wanted variants (each its own ascent)."
     return {k: pgd_recon_loss(inp.model, inp.x, inp.ci_lower, inp.target_out, n_steps=s.n_steps, step_size=s.step_size,
                               init=s.init, scope=s.scope, layerwise=lw, distance=inp.distance, generator=inp.generator,
-                              shard=inp.shard)
+                              shard=inp.shard, **({} if lw else dict(routing=s.routing, route_prob=s.route_prob)))
             for k, lw in (('pgd_recon', False), ('pgd_recon_layerwise', True)) if k in inp.wanted}
 
 
@@ -464,10 +467,13 @@ class PersistentPGDSettings(TermSettings):
     start_frac: float = 0.0  # warm-up: before this fraction of training the sources ascend but the term gives no gradient
     adv_fraction: float = 1.0  # probability that a sample is masked adversarially (the rest: stochastic masks)
     sampling: str = 'continuous'  # mask noise of the stochastic samples
+    routing: str = 'all'  # 'all', or per sample a random subset of layers ('uniform_k_subset', 'static_probability')
+    route_prob: float = 0.5  # 'static_probability': chance that a layer is masked
 
     def __post_init__(self):
         super().__post_init__()
         check_pgd_settings(0, self.step_size, self.init, self.scope)
+        _check_routing(self.routing, self.route_prob)
         if self.scope == 'unique_per_datapoint':
             raise ValueError("scope='unique_per_datapoint': persistent sources must fit every batch; use 'shared_across_batch' or 'per_position'")
         check_float(self.start_frac, 'start_frac', 0.0, 1.0)
@@ -502,7 +508,11 @@ def persistent_pgd_recon_term(inp: LossInputs, s: PersistentPGDSettings) -> Tens
             if model.use_delta:
                 noise = batch_noise((1, *c.shape[:-1]), 'continuous', inp.generator, inp.shard, device=c.device, dtype=c.dtype)[0]
                 dmasks[n] = torch.where(adv.view(B, *[1] * (c.dim() - 2)), dmasks[n], noise)
-    loss = _per_variant_distance(model(inp.x, masks=masks, delta_masks=dmasks or None), inp.target_out, 1, inp.distance)[0]
+    routes = None
+    if s.routing != 'all':
+        on = subset_routes(inp.x.shape[0], len(ci), s.routing, s.route_prob, inp.generator, inp.shard, inp.x.device)
+        routes = {n: on[:, j] for j, n in enumerate(ci)}
+    loss = _per_variant_distance(model(inp.x, masks=masks, delta_masks=dmasks or None, routes=routes), inp.target_out, 1, inp.distance)[0]
     if not warm: return loss
     grads = _reduce_shared(list(torch.autograd.grad(loss, list(src.values()))), s.scope, inp.shard)
     _sign_step(list(src.values()), grads, s.step_size)
@@ -530,16 +540,39 @@ class ImportanceMinimalitySettings(TermSettings):
     p_anneal_start_frac: float = 1.0
     p_anneal_end_frac: float = 1.0
     eps: float = 1e-12  # added before the power
+    beta: float = 0.0  # frequency term: m_c + beta m_c log2(1 + S_c) (0: off)
 
     def __post_init__(self):
         super().__post_init__()
         if not self.p > 0 or (self.p_final is not None and not self.p_final > 0):
             raise ValueError(f"p={self.p!r}, p_final={self.p_final!r}: expected positive exponents")
+        check_float(self.beta, 'beta', lo=0)
 
 def importance_minimality_term(inp: LossInputs, s: ImportanceMinimalitySettings) -> Tensor:
     "`importance_minimality_loss` of the upper-leaky importances at the annealed p."
     p = annealed_p(inp.frac, s.p, s.p_final, s.p_anneal_start_frac, s.p_anneal_end_frac)
-    return importance_minimality_loss(inp.ci_upper, p=p, eps=s.eps)
+    return importance_minimality_loss(inp.ci_upper, p=p, eps=s.eps, beta=s.beta, shard=inp.shard)
+
+
+@dataclasses.dataclass
+class SmoothL0Settings(TermSettings):
+    "Smooth-L0 minimality: coefficient, width gamma (annealed linearly to gamma_final between the two fractions of training), frequency term beta."
+    coeff: float = 0.0
+    gamma: float = 0.1  # width of phi(c) = c^2 / (c^2 + gamma^2)
+    gamma_final: float | None = None  # anneal gamma to this (None: constant)
+    gamma_anneal_start_frac: float = 1.0
+    gamma_anneal_end_frac: float = 1.0
+    beta: float = 0.0  # frequency term (0: off)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_float(self.gamma, 'gamma', lo=0, lo_open=True); check_float(self.beta, 'beta', lo=0)
+        if self.gamma_final is not None: check_float(self.gamma_final, 'gamma_final', lo=0, lo_open=True)
+
+def smooth_l0_term(inp: LossInputs, s: SmoothL0Settings) -> Tensor:
+    "`smooth_l0_loss` of the upper-leaky importances at the annealed gamma."
+    gamma = annealed_p(inp.frac, s.gamma, s.gamma_final, s.gamma_anneal_start_frac, s.gamma_anneal_end_frac)
+    return smooth_l0_loss(inp.ci_upper, gamma=gamma, beta=s.beta, shard=inp.shard)
 
 
 def ci_masked_recon_term(inp: LossInputs, s: TermSettings) -> Tensor:
@@ -561,6 +594,7 @@ LOSS_TERMS: dict[str, LossTerm] = {  # computed in this order; a row whose coeff
     'pgd_recon': LossTerm(pgd_recon_term, PGDReconSettings),
     'persistent_pgd_recon': LossTerm(persistent_pgd_recon_term, PersistentPGDSettings),
     'importance_minimality': LossTerm(importance_minimality_term, ImportanceMinimalitySettings),
+    'smooth_l0_minimality': LossTerm(smooth_l0_term, SmoothL0Settings),
     'ci_masked_recon': LossTerm(ci_masked_recon_term, TermSettings),
     'l1': LossTerm(l1_term, TermSettings),
     'l2': LossTerm(l2_term, TermSettings),
