@@ -8,7 +8,6 @@ import dataclasses, math, time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -21,7 +20,8 @@ from ..models import load_or_train_mnist_mlp
 from ..sae.base import SAE, SAEConfig, train_sae
 from ..sae.transcoder import evaluate_transcoder, transcoder, feature_activations, transcoder_data
 from ..metrics import mean_score_by_label
-from ..spd.metrics import collect_ci, finish_figure
+from ..plots import new_figure, save_figure
+from ..spd.metrics import collect_ci
 from ..spd.model import ComponentModel
 from ..spd.train import SPDConfig, load_spd, train_spd
 from ..report import Report, finish_experiment, start_experiment
@@ -239,7 +239,8 @@ def plot_matched_pairs(read_a: Tensor,  # (784, C_a) reading directions of A (SP
     "Pairs of reading directions side by side as images (each scaled to its own max |w|)."
     if not pairs: raise ValueError("pairs is empty: pass at least one (a, b, title_a, title_b)")
     ppr = min(pairs_per_row, len(pairs)); nrows = math.ceil(len(pairs) / ppr)
-    fig, axes = plt.subplots(nrows, 2 * ppr, figsize=(2.9 * ppr + 1.2, 1.75 * nrows + 0.8), squeeze=False)
+    fig = new_figure((2.9 * ppr + 1.2, 1.75 * nrows + 0.8), layout=None)
+    axes = fig.subplots(nrows, 2 * ppr, squeeze=False)
     for ax in axes.flat: ax.set_axis_off()
     for p, (a, b, ta, tb) in enumerate(pairs):
         r, c = divmod(p, ppr)
@@ -250,7 +251,7 @@ def plot_matched_pairs(read_a: Tensor,  # (784, C_a) reading directions of A (SP
             ax.set_title(t, fontsize=7, color='black' if k == 0 else 'darkgreen')
     fig.suptitle(title, fontsize=10)
     fig.colorbar(im, ax=list(axes.flat), shrink=0.7, label='direction / its max |w|')
-    return finish_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_match_quality(matching: Matching,  # from match_features
@@ -259,7 +260,7 @@ def plot_match_quality(matching: Matching,  # from match_features
                        path=None,  # save the figure here (PNG)
                       ) -> Figure:
     "Histograms of best-match values: reading-direction |cos| and activation correlation, A -> B and B -> A."
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig = new_figure((10, 3.4), layout=None); axes = fig.subplots(1, 2)
     bins = np.linspace(-0.2, 1.0, 31)
     for ax, by, label in ((axes[0], 'read', 'best |cos| of reading directions'), (axes[1], 'act', 'best activation correlation')):
         for side, name, col in (('a', f'{a_name} -> {b_name}', 'tab:blue'), ('b', f'{b_name} -> {a_name}', 'tab:orange')):
@@ -269,7 +270,7 @@ def plot_match_quality(matching: Matching,  # from match_features
         ax.set(xlabel=label, ylabel='features', title=label)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    return finish_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_splitting(stats: Mapping[str, Mapping[str, Any]],  # {dictionary name: splitting_stats(...)}
@@ -278,7 +279,7 @@ def plot_splitting(stats: Mapping[str, Mapping[str, Any]],  # {dictionary name: 
     "Grouped bars: digit-selective features per digit for each dictionary (legend: alive, duplicate pairs)."
     names = list(stats)
     if not names: raise ValueError("stats is empty: pass {name: splitting_stats(...)}")
-    fig, ax = plt.subplots(figsize=(9, 3.4))
+    fig = new_figure((9, 3.4), layout=None); ax = fig.subplots()
     w = 0.8 / len(names)
     for i, n in enumerate(names):
         s = stats[n]
@@ -288,7 +289,7 @@ def plot_splitting(stats: Mapping[str, Mapping[str, Any]],  # {dictionary name: 
     ax.set(xlabel='digit', ylabel='digit-selective features', title='features per digit (share of activation on the digit >= 0.5)')
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return finish_figure(fig, path)
+    return save_figure(fig, path)
 
 # %% ../../nbs/52_transcoder_vs_spd.ipynb #2f97bc3d
 def default_transcoder_config() -> SAEConfig:
