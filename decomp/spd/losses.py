@@ -16,10 +16,11 @@ from .importance import batch_noise, sample_masks
 from .model import ComponentModel
 
 # %% auto #0
-__all__ = ['PGD_INITS', 'PGD_SCOPES', 'LOSS_TERMS', 'output_distance', 'faithfulness_loss', 'annealed_p', 'minimality_sum',
-           'importance_minimality_loss', 'smooth_l0_loss', 'ci_masked_recon_loss', 'check_pgd_settings', 'pgd_sources',
-           'pgd_masks', 'pgd_objective', 'pgd_ascent', 'pgd_recon_loss', 'adversarial_ladder', 'component_penalty',
-           'TermSettings', 'LossInputs', 'LossTerm', 'FaithfulnessSettings', 'faithfulness_term',
+__all__ = ['ROUTINGS', 'PGD_INITS', 'PGD_SCOPES', 'LOSS_TERMS', 'output_distance', 'faithfulness_loss', 'annealed_p',
+           'minimality_sum', 'importance_minimality_loss', 'smooth_l0_loss', 'subset_routes', 'stochastic_recon_losses',
+           'stochastic_recon_loss', 'stochastic_recon_layerwise_loss', 'ci_masked_recon_loss', 'check_pgd_settings',
+           'pgd_sources', 'pgd_masks', 'pgd_objective', 'pgd_ascent', 'pgd_recon_loss', 'adversarial_ladder',
+           'component_penalty', 'TermSettings', 'LossInputs', 'LossTerm', 'FaithfulnessSettings', 'faithfulness_term',
            'StochasticReconSettings', 'stochastic_recon_term', 'PGDReconSettings', 'pgd_recon_term',
            'PersistentPGDSettings', 'persistent_pgd_recon_term', 'persistent_pgd_update',
            'ImportanceMinimalitySettings', 'importance_minimality_term', 'SmoothL0Settings', 'smooth_l0_term',
@@ -116,6 +117,91 @@ def smooth_l0_loss(ci_upper: Mapping[str, Tensor],  # {layer: (..., C) upper-lea
     check_float(gamma, 'gamma', lo=0, lo_open=True)
     check_float(beta, 'beta', lo=0)
     return minimality_sum({n: g.pow(2) / (g.pow(2) + gamma ** 2) for n, g in ci_upper.items()}, beta, shard)
+
+# %% ../../nbs/13_spd.losses.ipynb #274fc9c1
+ROUTINGS = ('all', 'uniform_k_subset', 'static_probability')
+
+
+def subset_routes(n_rows: int,  # rows of this process's batch
+                  n_layers: int,  # decomposed layers L
+                  routing: str = 'uniform_k_subset',  # 'all', 'uniform_k_subset' or 'static_probability'
+                  prob: float = 0.5,  # 'static_probability': chance that a layer is masked
+                  generator: torch.Generator | None = None,  # RNG (on `device`)
+                  shard: tuple[int, int] | None = None,  # (rank, world): draw for the global batch, keep this rank's rows
+                  device: torch.device | str | None = None,
+                 ) -> Tensor:
+    "(n_rows, L) bool: which layers each sample masks; `uniform_k_subset` draws k uniform in 1..L and masks k random layers."
+    if routing not in ROUTINGS: raise ValueError(f"routing={routing!r}: use one of {ROUTINGS}")
+    if routing == 'all': return torch.ones(n_rows, n_layers, dtype=torch.bool, device=device)
+    u = batch_noise((1, n_rows, n_layers + 1), 'continuous', generator, shard, device=device)[0]
+    if routing == 'static_probability': return u[:, :n_layers] < check_float(prob, 'prob', 0.0, 1.0)
+    k = (u[:, n_layers] * n_layers).long().clamp(max=n_layers - 1) + 1  # uniform in 1..L
+    return u[:, :n_layers].argsort(1).argsort(1) < k[:, None]  # the k layers of lowest noise
+
+
+def stochastic_recon_losses(model: ComponentModel,  # the decomposed model
+                            x: Tensor,  # (B, ...) model input
+                            ci: Mapping[str, Tensor],  # {layer: (B, ..., C) lower-leaky importances}
+                            target_out: Tensor,  # (B, ...) target output f(x) (computed once, no grad)
+                            *,
+                            all_layers: bool = True,  # compute the all-layers term 'stochastic_recon'
+                            layerwise: bool = True,  # compute the one-layer-at-a-time term 'stochastic_recon_layerwise'
+                            n_samples: int = 1,  # mask samples S per input
+                            sampling: str = 'continuous',  # 'continuous' or 'binomial'
+                            distance: str | Callable = 'mse',  # output distance
+                            generator: torch.Generator | None = None,  # RNG for masks (on x's device)
+                            shard: tuple[int, int] | None = None,  # (rank, world): x is this rank's share of a global batch
+                            routing: str = 'all',  # all-layers term: 'all', or per sample a random subset of layers
+                            route_prob: float = 0.5,  # 'static_probability': chance that a layer is masked
+                           ) -> dict[str, Tensor]:
+    "Both stochastic reconstruction terms from one batched forward pass: {'stochastic_recon', 'stochastic_recon_layerwise'}."
+    check_positive_int(n_samples, 'n_samples')
+    if not (all_layers or layerwise): raise ValueError("nothing to compute: all_layers and layerwise are both False")
+    names = list(ci)
+    model._check_names(names)
+    if not names: raise ValueError("ci is empty: pass the importances of at least one layer")
+    B, S, L = x.shape[0], n_samples, len(names)
+    # variant v masks layer l iff on[v, l]: S all-layer variants, then S variants per layer
+    blocks = ([torch.ones(S, L, dtype=torch.bool)] if all_layers else []) + \
+             ([torch.eye(L, dtype=torch.bool).repeat_interleave(S, 0)] if layerwise else [])
+    on = torch.cat(blocks)
+    V = on.shape[0]
+    masks, deltas, routes = {}, {}, {}
+    if all_layers and routing != 'all':  # per-row routes: the all-layer rows mask a random subset, layerwise rows their layer
+        rows = torch.cat([subset_routes(S * B, L, routing, route_prob, generator, shard, x.device),
+                          on[S if all_layers else 0:].to(x.device).repeat_interleave(B, 0)])
+        on = torch.ones_like(on)  # masks for every row; the routes pick
+        routes = {n: rows[:, j] for j, n in enumerate(names)}
+    for j, n in enumerate(names):
+        k = int(on[:, j].sum())  # variants that mask layer n
+        masks[n] = sample_masks(ci[n], sampling, k, generator, shard).flatten(0, 1)
+        if model.use_delta:
+            deltas[n] = batch_noise((k, *ci[n].shape[:-1]), 'continuous', generator, shard, device=x.device,
+                                    dtype=ci[n].dtype).flatten(0, 1)
+        if k < V and n not in routes: routes[n] = on[:, j].repeat_interleave(B).to(x.device)
+    x_rep = x.unsqueeze(0).expand(V, *x.shape).reshape(V * B, *x.shape[1:])
+    out = model(x_rep, masks=masks, delta_masks=deltas or None, routes=routes)
+    d = _per_variant_distance(out, target_out, V, distance)
+    res, i = {}, 0
+    if all_layers: res['stochastic_recon'] = d[:S].mean(); i = S
+    if layerwise: res['stochastic_recon_layerwise'] = d[i:].mean()
+    return res
+
+
+def stochastic_recon_loss(model: ComponentModel, x: Tensor, ci: Mapping[str, Tensor], target_out: Tensor, *,
+                          n_samples: int = 1, sampling: str = 'continuous', distance: str | Callable = 'mse',
+                          generator: torch.Generator | None = None) -> Tensor:
+    "Output distance with every decomposed layer stochastically masked, averaged over `n_samples` masks."
+    return stochastic_recon_losses(model, x, ci, target_out, layerwise=False, n_samples=n_samples, sampling=sampling,
+                                   distance=distance, generator=generator)['stochastic_recon']
+
+
+def stochastic_recon_layerwise_loss(model: ComponentModel, x: Tensor, ci: Mapping[str, Tensor], target_out: Tensor, *,
+                                    n_samples: int = 1, sampling: str = 'continuous', distance: str | Callable = 'mse',
+                                    generator: torch.Generator | None = None) -> Tensor:
+    "Output distance with one layer at a time stochastically masked, averaged over layers and `n_samples` masks."
+    return stochastic_recon_losses(model, x, ci, target_out, all_layers=False, n_samples=n_samples, sampling=sampling,
+                                   distance=distance, generator=generator)['stochastic_recon_layerwise']
 
 # %% ../../nbs/13_spd.losses.ipynb #44ed4cc9
 def ci_masked_recon_loss(model: ComponentModel,  # the decomposed model
