@@ -17,7 +17,7 @@ from torch import Tensor
 from ..core import Config, check_float, load_checkpoint
 from .importance import CI_KINDS
 from .losses import (LOSS_TERMS, LossInputs, ci_masked_recon_loss, compute_loss_terms, faithfulness_loss,
-                               loss_coeffs, loss_settings, output_distance)
+                               loss_coeffs, loss_settings, output_distance, persistent_pgd_update)
 from .model import ComponentModel
 from ..distributed import dist_info
 from ..train import History, Method, fit
@@ -107,12 +107,13 @@ def spd_loss_terms(model: ComponentModel,  # the decomposed model
                    step: int = 0,  # current step (for the p schedule)
                    generator: torch.Generator | None = None,  # mask RNG (on x's device)
                    shard: tuple[int, int] | None = None,  # (rank, world) under torchrun: x is this rank's share of the batch
+                   state: dict | None = None,  # the run's loss state across steps (persistent PGD sources)
                   ) -> dict[str, Tensor]:
     "The unweighted SPD loss terms for one batch: the rows of the loss table with a nonzero coefficient."
     with torch.no_grad(): target_out, inputs = model.forward_with_cache(x)
     ci_lo, ci_up = model.calc_ci(inputs)
     return compute_loss_terms(LossInputs(model, x, target_out, ci_lo, ci_up, step / config.steps, config.distance, generator,
-                                         shard, frozenset()), config.losses)
+                                         shard, frozenset(), state), config.losses)
 
 # %% ../../nbs/14_spd.train.ipynb #5a1bcfb7
 @torch.no_grad()
@@ -162,6 +163,7 @@ class SPD(Method):
         super().__init__()
         self.model, self.config, self.eval_fn = model, config, eval_fn
         self.generator, self._checked = None, False
+        self.loss_state: dict = {}  # state of loss terms across steps ({row name: ...}), kept in checkpoints
 
 # %% ../../nbs/14_spd.train.ipynb #07bf10a8
 @patch
@@ -181,7 +183,7 @@ def loss_terms(self: SPD, batch, step: int = 0) -> dict[str, Tensor]:
     amp = self.config.amp_dtype is not None
     with torch.autocast(x.device.type, dtype=getattr(torch, self.config.amp_dtype or 'bfloat16'), enabled=amp):
         terms = spd_loss_terms(self.model, x, self.config, step, self.mask_generator(x.device),
-                               (rank, world) if world > 1 else None)
+                               (rank, world) if world > 1 else None, self.loss_state)
     return {k: v.float() for k, v in terms.items()} if amp else terms
 
 # %% ../../nbs/14_spd.train.ipynb #37fbccda
@@ -196,6 +198,14 @@ def param_groups(self: SPD, config: SPDConfig) -> list[dict]:
     "AdamW groups: weight decay on the components V, U only, none on the CI functions."
     return [{'params': self.model.component_parameters(), 'weight_decay': config.weight_decay},
             {'params': self.model.ci_parameters(), 'weight_decay': 0.0}]
+
+
+@patch
+def before_step(self: SPD, step: int):
+    "After the backward pass: the persistent PGD sources take their ascent step (their gradient came with the model's)."
+    if self.config.losses['persistent_pgd_recon'].coeff:
+        rank, world = dist_info()
+        persistent_pgd_update(self.loss_state, self.config.losses['persistent_pgd_recon'], (rank, world) if world > 1 else None)
 
 
 @patch
@@ -229,14 +239,17 @@ def load_model_state(self: SPD, state: Mapping[str, Tensor]):
 
 @patch
 def extra_state(self: SPD) -> dict:
-    "The mask generator's state."
-    return {'mask_rng': self.generator.get_state()}
+    "The mask generator's state and the loss terms' state (persistent PGD sources)."
+    return {'mask_rng': self.generator.get_state(),
+            'loss_state': {k: {n: t.detach().cpu().clone() for n, t in v.items()} for k, v in self.loss_state.items()}}
 
 
 @patch
 def load_extra_state(self: SPD, state: Mapping):
-    "Continue the mask generator from `extra_state`."
-    self.mask_generator(next(self.model.parameters()).device).set_state(state['mask_rng'].cpu())
+    "Continue the mask generator and the loss terms' state from `extra_state`."
+    dev = next(self.model.parameters()).device
+    self.mask_generator(dev).set_state(state['mask_rng'].cpu())
+    self.loss_state = {k: {n: t.to(dev).requires_grad_(True) for n, t in v.items()} for k, v in state.get('loss_state', {}).items()}
 
 # %% ../../nbs/14_spd.train.ipynb #769a8a27
 def make_component_model(target: torch.nn.Module,  # the model to decompose
