@@ -4,7 +4,7 @@
 
 # %% ../../nbs/53_tms.ipynb #631f8573
 from __future__ import annotations
-import dataclasses, math, time
+import dataclasses, time
 from pathlib import Path
 from typing import Mapping
 
