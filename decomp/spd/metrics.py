@@ -5,13 +5,10 @@
 # %% ../../nbs/15_spd.metrics.ipynb #f55a8520
 from __future__ import annotations
 import dataclasses, math
-from pathlib import Path
 from typing import Callable, Mapping
 
-import matplotlib.pyplot as plt
 import torch
 from fastcore.basics import patch
-from matplotlib.figure import Figure
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -21,8 +18,8 @@ from .components import Components
 from .model import check_component_model
 
 # %% auto #0
-__all__ = ['CIStats', 'ci_l0', 'activation_density', 'ci_histograms', 'spatial_ci_maps', 'finish_figure', 'component_weights',
-           'default_accuracy', 'collect_ci', 'ci_stats', 'decomposition_accuracy', 'weight_errors', 'DecompositionEval',
+__all__ = ['CIStats', 'ci_l0', 'activation_density', 'ci_histograms', 'spatial_ci_maps', 'component_weights', 'default_accuracy',
+           'collect_ci', 'ci_stats', 'decomposition_accuracy', 'weight_errors', 'DecompositionEval',
            'evaluate_decomposition']
 
 # %% ../../nbs/15_spd.metrics.ipynb #7b12ac0c
@@ -180,15 +177,6 @@ def spatial_ci_maps(ci: Mapping[str, Tensor],  # {layer: (B, *locations, C)}
                    ) -> dict[str, Tensor]:
     "Mean CI over samples at each location, `{layer: (C, H_out, W_out)}`, for the layers with locations (convolutions)."
     return CIStats().update(ci).spatial_maps()
-
-# %% ../../nbs/15_spd.metrics.ipynb #e7928ce1
-def finish_figure(fig: Figure, path: str | Path | None) -> Figure:
-    "Save `fig` as PNG when `path` is given, detach it from pyplot (no double display, no leak) and return it."
-    if path is not None:
-        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110, bbox_inches='tight')
-    plt.close(fig)
-    return fig
 
 # %% ../../nbs/15_spd.metrics.ipynb #22d01ba4
 _WEIGHT_KEYS = ('V', 'U', 'norms', 'read', 'write')
