@@ -5,6 +5,7 @@
 # %% ../../nbs/11_spd.importance.ipynb #b1814fb4
 from __future__ import annotations
 import math
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -14,7 +15,7 @@ from ..core import check_positive_int
 
 # %% auto #0
 __all__ = ['CI_KINDS', 'lower_leaky_hard_sigmoid', 'upper_leaky_hard_sigmoid', 'ParallelLinear', 'MLPCI', 'VectorMLPCI',
-           'SharedMLPCI', 'make_ci_fn', 'batch_noise', 'sample_masks']
+           'SharedMLPCI', 'GlobalSharedMLPCI', 'make_ci_fn', 'batch_noise', 'sample_masks']
 
 # %% ../../nbs/11_spd.importance.ipynb #31dcb8c1
 class _LowerLeakyHardSigmoid(torch.autograd.Function):
@@ -174,8 +175,33 @@ class SharedMLPCI(nn.Module):
             if i < len(self.layers) - 1: h = F.gelu(h)
         return h
 
+# %% ../../nbs/11_spd.importance.ipynb #b3442e19
+class GlobalSharedMLPCI(nn.Module):
+    "Kind 'global_shared_mlp': one (sum of d_in) -> hidden -> (sum of C) MLP reading every layer's input, giving every layer's importances."
+    needs_input = True
+
+    def __init__(self, d_ins: Sequence[int],  # input size of each decomposed layer, in layer order
+                 Cs: Sequence[int],  # components of each layer
+                 hidden: tuple[int, ...] = (16,),  # hidden widths (GELU between layers)
+                ):
+        super().__init__()
+        if len(d_ins) != len(Cs) or not d_ins: raise ValueError(f"d_ins={list(d_ins)} and Cs={list(Cs)}: expected one size and one C per layer")
+        self.d_ins = [check_positive_int(d, 'd_in') for d in d_ins]
+        self.Cs = [check_positive_int(c, 'C') for c in Cs]
+        self.mlp = SharedMLPCI(sum(self.d_ins), sum(self.Cs), hidden)
+
+    def forward(self, layer_inputs: Sequence[Tensor],  # each layer's (..., d_in) input vectors, in layer order
+               ) -> list[Tensor]:
+        "Each layer's pre-activations (..., C), in layer order."
+        lead = [tuple(x.shape[:-1]) for x in layer_inputs]
+        if len(layer_inputs) != len(self.d_ins) or len(set(lead)) > 1:
+            raise ValueError(f"global_shared_mlp reads every layer's input at the same positions; got leading shapes {lead} "
+                             f"for {len(self.d_ins)} layers. Use a per-layer ci_fn ('mlp', 'vector_mlp', 'shared_mlp') for "
+                             "layers with different positions (e.g. a conv layer and a linear head)")
+        return list(self.mlp(None, torch.cat(list(layer_inputs), -1)).split(self.Cs, -1))
+
 # %% ../../nbs/11_spd.importance.ipynb #9e58364d
-CI_KINDS = ('mlp', 'vector_mlp', 'shared_mlp')
+CI_KINDS = ('mlp', 'vector_mlp', 'shared_mlp', 'global_shared_mlp')  # the last one reads every layer: ComponentModel builds it
 
 
 def make_ci_fn(kind: str,  # 'mlp', 'vector_mlp' or 'shared_mlp'
@@ -187,6 +213,7 @@ def make_ci_fn(kind: str,  # 'mlp', 'vector_mlp' or 'shared_mlp'
     if kind == 'mlp': return MLPCI(C, hidden)
     if kind == 'vector_mlp': return VectorMLPCI(d_in, C, hidden)
     if kind == 'shared_mlp': return SharedMLPCI(d_in, C, hidden)
+    if kind == 'global_shared_mlp': raise ValueError("ci_fn 'global_shared_mlp' is one function for all layers: build GlobalSharedMLPCI(d_ins, Cs, hidden)")
     raise ValueError(f"ci_fn kind {kind!r} is unknown; use one of {CI_KINDS}")
 
 # %% ../../nbs/11_spd.importance.ipynb #c318c1e1

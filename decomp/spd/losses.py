@@ -497,12 +497,15 @@ class StochasticReconSettings(TermSettings):
     n_mask_samples: int = 1  # masks per input, all in one batched forward
     routing: str = 'all'  # all-layers term: 'all', or per sample a random subset ('uniform_k_subset', 'static_probability')
     route_prob: float = 0.5  # 'static_probability': chance that a layer is masked
+    ci_noise: bool = False  # binomial only: lower-leaky CI from 1.05 z - 0.05 u, as the reference does with binomial masks
 
     def __post_init__(self):
         super().__post_init__()
         if self.sampling not in _SAMPLING: raise ValueError(f"sampling={self.sampling!r}: use one of {_SAMPLING}")
         check_positive_int(self.n_mask_samples, 'n_mask_samples')
         _check_routing(self.routing, self.route_prob)
+        if self.ci_noise and self.sampling != 'binomial':
+            raise ValueError(f"ci_noise=True perturbs the importances for binomial masks; set sampling='binomial' (got {self.sampling!r})")
 
     def coeffs(self, name: str) -> dict[str, float]:
         return {name: float(self.coeff), f'{name}_layerwise': float(self.layerwise_coeff)}

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from ..core import check_positive_int, find_modules
 from .components import Components, layer_kind, supported_types
-from .importance import CI_KINDS, lower_leaky_hard_sigmoid, make_ci_fn, upper_leaky_hard_sigmoid
+from .importance import CI_KINDS, GlobalSharedMLPCI, lower_leaky_hard_sigmoid, make_ci_fn, upper_leaky_hard_sigmoid
 
 # %% auto #0
 __all__ = ['ComponentModel', 'check_component_model']
@@ -47,7 +47,7 @@ class ComponentModel(nn.Module):
                  target: nn.Module,  # the trained model (frozen in place, never modified)
                  target_modules: str | list[str] | dict[str, int],  # names/glob patterns, or {pattern: C}
                  C: int | None = None,  # components per layer when target_modules is a list
-                 ci_fn: str = 'mlp',  # CI function kind: 'mlp', 'vector_mlp' or 'shared_mlp'
+                 ci_fn: str = 'mlp',  # CI function kind: 'mlp', 'vector_mlp', 'shared_mlp' (per layer) or 'global_shared_mlp'
                  ci_hidden: Sequence[int] = (16,),  # hidden widths of the CI functions
                  use_delta: bool = False,  # add the residual W_target - VU as one more masked term
                  tie: Mapping[str, str] | None = None,  # {layer: source}: layer's components are source's transposed
@@ -76,8 +76,11 @@ class ComponentModel(nn.Module):
                 try: comps[name] = comps[src].tied(target.get_submodule(name))
                 except ValueError as e: raise ValueError(f"tie={self.tie}: {name!r} cannot be tied to {src!r}: {e}") from None
             self._components = nn.ModuleDict({self._key(n): comps[n] for n in self.module_names})
-            self._ci_fns = nn.ModuleDict({self._key(n): make_ci_fn(ci_fn, comps[n].d_in, self.C[n], self.ci_hidden).to(comps[n].V.device)
-                                         for n in self.module_names})
+            glob = ci_fn == 'global_shared_mlp'
+            self._ci_fns = nn.ModuleDict({} if glob else {
+                self._key(n): make_ci_fn(ci_fn, comps[n].d_in, self.C[n], self.ci_hidden).to(comps[n].V.device) for n in self.module_names})
+            self._global_ci = GlobalSharedMLPCI([comps[n].d_in for n in self.module_names], [self.C[n] for n in self.module_names],
+                                                self.ci_hidden).to(comps[self.module_names[0]].V.device) if glob else None
 
     @staticmethod
     def _key(name: str) -> str: return name.replace('.', '-')
@@ -98,8 +101,14 @@ def components(self: ComponentModel) -> dict[str, Components]:
 
 @patch(as_prop=True)
 def ci_fns(self: ComponentModel) -> dict[str, nn.Module]:
-    "{layer name: CI function}."
-    return {n: self._ci_fns[self._key(n)] for n in self.module_names}
+    "{layer name: CI function} of the per-layer kinds (empty with the global CI function: see `global_ci`)."
+    return {n: self._ci_fns[self._key(n)] for n in self.module_names if self._key(n) in self._ci_fns}
+
+
+@patch(as_prop=True)
+def global_ci(self: ComponentModel) -> GlobalSharedMLPCI | None:
+    "The one CI function of every layer when `ci_fn='global_shared_mlp'`, else None."
+    return self._global_ci
 
 
 @patch
@@ -110,8 +119,8 @@ def component_parameters(self: ComponentModel) -> list[nn.Parameter]:
 
 @patch
 def ci_parameters(self: ComponentModel) -> list[nn.Parameter]:
-    "The parameters of every CI function."
-    return list(self._ci_fns.parameters())
+    "The parameters of every CI function (or of the global one)."
+    return list(self._ci_fns.parameters()) + (list(self._global_ci.parameters()) if self._global_ci is not None else [])
 
 
 @patch(as_prop=True)
@@ -192,16 +201,22 @@ def inner_acts(self: ComponentModel, inputs: Mapping[str, Tensor],  # {name: lay
 @patch
 def calc_ci(self: ComponentModel, inputs: Mapping[str, Tensor],  # {name: layer input} from forward_with_cache
             return_pre: bool = False,  # also return the pre-sigmoid values
+            lower_noise: Mapping[str, Tensor] | None = None,  # {name: (*locations, C) u in [0, 1)}: lower-leaky from 1.05 pre - 0.05 u
            ) -> tuple[dict[str, Tensor], dict[str, Tensor]] | tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
     "`(ci_lower, ci_upper)`: causal importances per layer, (*locations, C), lower- and upper-leaky."
     self._check_names(list(inputs))
-    lower, upper, pres = {}, {}, {}
-    for n, x in inputs.items():
-        comp, f = self.components[n], self.ci_fns[n]
-        inner = comp.inner(x) if not f.needs_input else None
-        layer_in = comp.layer_input(x) if f.needs_input else None
-        pre = f(inner, layer_in)
-        lower[n], upper[n], pres[n] = lower_leaky_hard_sigmoid(pre, self.alpha), upper_leaky_hard_sigmoid(pre, self.alpha), pre
+    if self._global_ci is not None:
+        missing = [n for n in self.module_names if n not in inputs]
+        if missing: raise ValueError(f"the global CI function reads every decomposed layer's input; missing {missing}")
+        pres = dict(zip(self.module_names, self._global_ci([self.components[n].layer_input(inputs[n]) for n in self.module_names])))
+    else:
+        pres = {}
+        for n, x in inputs.items():
+            comp, f = self.components[n], self.ci_fns[n]
+            pres[n] = f(comp.inner(x) if not f.needs_input else None, comp.layer_input(x) if f.needs_input else None)
+    noise = dict(lower_noise or {})
+    lower = {n: lower_leaky_hard_sigmoid(pre if n not in noise else 1.05 * pre - 0.05 * noise[n], self.alpha) for n, pre in pres.items()}
+    upper = {n: upper_leaky_hard_sigmoid(pre, self.alpha) for n, pre in pres.items()}
     return (lower, upper, pres) if return_pre else (lower, upper)
 
 # %% ../../nbs/12_spd.model.ipynb #db6a3058

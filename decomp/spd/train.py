@@ -15,7 +15,7 @@ from fastcore.basics import patch
 from torch import Tensor
 
 from ..core import Config, check_float, load_checkpoint
-from .importance import CI_KINDS
+from .importance import CI_KINDS, batch_noise
 from .losses import (LOSS_TERMS, LossInputs, ci_masked_recon_loss, compute_loss_terms, faithfulness_loss,
                                loss_coeffs, loss_settings, output_distance, persistent_pgd_update)
 from .model import ComponentModel
@@ -111,7 +111,11 @@ def spd_loss_terms(model: ComponentModel,  # the decomposed model
                   ) -> dict[str, Tensor]:
     "The unweighted SPD loss terms for one batch: the rows of the loss table with a nonzero coefficient."
     with torch.no_grad(): target_out, inputs = model.forward_with_cache(x)
-    ci_lo, ci_up = model.calc_ci(inputs)
+    noise = None
+    if config.losses['stochastic_recon'].ci_noise:  # the reference's perturbation for binomial masks (drawn before the masks)
+        noise = {n: batch_noise((1, *model.components[n].mask_shape(v)), 'continuous', generator, shard, device=x.device)[0]
+                 for n, v in inputs.items()}
+    ci_lo, ci_up = model.calc_ci(inputs, lower_noise=noise)
     return compute_loss_terms(LossInputs(model, x, target_out, ci_lo, ci_up, step / config.steps, config.distance, generator,
                                          shard, frozenset(), state), config.losses)
 
@@ -213,7 +217,7 @@ def on_fit_start(self: SPD, resumed: bool):
     "The faithfulness warm-up of a fresh run; compiling the CI functions (in place: names and checkpoints unchanged)."
     if not resumed and self.config.losses['faithfulness'].warmup_steps: _faithfulness_warmup(self.model, self.config)
     if self.config.compile:
-        for f in self.model.ci_fns.values(): f.compile()
+        for f in [*self.model.ci_fns.values(), *([self.model.global_ci] if self.model.global_ci is not None else [])]: f.compile()
 
 # %% ../../nbs/14_spd.train.ipynb #ae51f6c0
 @patch
