@@ -400,7 +400,8 @@ def adversarial_ladder(model: ComponentModel,  # the decomposed model
                        distance: str | Callable = 'mse',  # output distance (the run's)
                        n_mask_samples: int = 8,  # random masks of the step-0 rung
                        seed: int = 0,  # RNG of the random init and of the step-0 masks
-                      ) -> dict[int, float]:
+                       return_sources: bool = False,  # also return `{n_steps: sources of that rung's worst loss}` (n_steps > 0)
+                      ) -> dict[int, float] | tuple[dict[int, float], dict[int, dict[str, Tensor]]]:
     "`{n_steps: loss}`: the worst reconstruction the adversary finds within each budget (one ascent, best so far), beside the stochastic loss at 0."
     steps = _check_ladder_steps(steps)
     check_pgd_settings(max(steps), step_size, init, scope); check_positive_int(n_mask_samples, 'n_mask_samples')
@@ -413,13 +414,18 @@ def adversarial_ladder(model: ComponentModel,  # the decomposed model
             name = 'stochastic_recon_layerwise' if layerwise else 'stochastic_recon'
             res[0] = stochastic_recon_losses(model, x, ci, target_out, all_layers=not layerwise, layerwise=layerwise,
                                              n_samples=n_mask_samples, distance=distance, generator=g)[name].item()
-        src, best, done = pgd_sources(ci, scope, init, model.use_delta, g), -math.inf, 0
+        src, best, best_src, done, worst = pgd_sources(ci, scope, init, model.use_delta, g), -math.inf, None, 0, {}
         for b in sorted(s for s in steps if s > 0):
-            src, seen = pgd_ascent(model, x, ci, target_out, src, n_steps=b - done, step_size=step_size, scope=scope,
-                                   layerwise=layerwise, distance=distance, record=True)
-            best = max(best, *seen, pgd_objective(model, x, ci, target_out, src, layerwise=layerwise, distance=distance).item())
-            res[b], done = best, b
-    return {s: res[s] for s in steps}
+            for _ in range(b - done):  # one step at a time, keeping the sources of the worst loss seen
+                before = src
+                src, seen = pgd_ascent(model, x, ci, target_out, src, n_steps=1, step_size=step_size, scope=scope,
+                                       layerwise=layerwise, distance=distance, record=True)
+                if seen[0] > best: best, best_src = seen[0], before
+            final = pgd_objective(model, x, ci, target_out, src, layerwise=layerwise, distance=distance).item()
+            if final > best: best, best_src = final, src
+            res[b], worst[b], done = best, best_src, b
+    ladder = {s: res[s] for s in steps}
+    return (ladder, worst) if return_sources else ladder
 
 # %% ../../nbs/13_spd.losses.ipynb #be0070f0
 def component_penalty(model: ComponentModel,  # the decomposed model
