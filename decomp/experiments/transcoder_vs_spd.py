@@ -19,7 +19,7 @@ from ..data import load_mnist
 from ..models import load_or_train_mnist_mlp
 from ..sae.base import SAE, SAEConfig, train_sae
 from ..sae.transcoder import evaluate_transcoder, transcoder, feature_activations, transcoder_data
-from ..metrics import mean_score_by_label
+from ..metrics import activation_correlation, mean_score_by_label
 from ..plots import new_figure, save_figure
 from ..spd.metrics import collect_ci
 from ..spd.model import ComponentModel
@@ -46,14 +46,6 @@ def digit_selectivity(acts: Tensor,  # (N, m) non-negative activations (codes, c
 def _abs_cos(A: Tensor, B: Tensor) -> Tensor:
     "(m, n) |cos| between the columns of A (d, m) and B (d, n)."
     return (F.normalize(A.float(), dim=0).t() @ F.normalize(B.float(), dim=0)).abs()
-
-
-def _corr(A: Tensor, B: Tensor) -> Tensor:
-    "(m, n) Pearson correlation between the columns of A (N, m) and B (N, n); 0 for constant columns."
-    A, B = A.double() - A.double().mean(0), B.double() - B.double().mean(0)
-    sa, sb = A.norm(dim=0), B.norm(dim=0)
-    c = (A.t() @ B) / (sa[:, None] * sb[None, :]).clamp_min(1e-30)
-    return torch.where((sa[:, None] > 0) & (sb[None, :] > 0), c, torch.zeros_like(c)).float()
 
 
 @dataclasses.dataclass
@@ -143,7 +135,7 @@ def match_features(read_a: Tensor,  # (d_in, C_a) reading directions of A (e.g. 
     _, da, sa = digit_selectivity(A, labels); _, db, sb = digit_selectivity(B, labels)
     return Matching(ia.tolist(), ib.tolist(), _abs_cos(read_a[:, ia], read_b[:, ib]),
                     _abs_cos(write_a[:, ia], write_b[:, ib]) if write_a is not None else None,
-                    _corr(A, B), A.mean(0), B.mean(0), da, sa, db, sb)
+                    activation_correlation(A, B), A.mean(0), B.mean(0), da, sa, db, sb)
 
 # %% ../../nbs/52_transcoder_vs_spd.ipynb #0055e4ea
 def splitting_stats(read: Tensor,  # (d_in, C) reading directions
