@@ -4,7 +4,7 @@
 
 # %% ../../nbs/10_spd.components.ipynb #b65e6a21
 from __future__ import annotations
-import math
+import math, sys
 from typing import ClassVar
 
 import torch
@@ -16,7 +16,7 @@ from ..core import check_positive_int
 
 # %% auto #0
 __all__ = ['LAYER_KINDS', 'Components', 'register_layer_kind', 'supported_types', 'layer_kind', 'LinearComponents',
-           'Conv2dComponents', 'TiedLinearComponents']
+           'Conv2dComponents', 'TiedLinearComponents', 'EmbeddingComponents', 'Conv1DComponents']
 
 # %% ../../nbs/10_spd.components.ipynb #cdbe32bc
 def _init_vu_(V: Tensor, U: Tensor, generator: torch.Generator | None = None):
@@ -104,6 +104,13 @@ class Components(nn.Module):
         "The output of each component `idx[j]` alone (no bias), `(k, *output)` in the target module's output layout."
         return torch.einsum('...k,kd->k...d', a, self.U[idx])
 
+    @classmethod
+    def input_error(cls, module: nn.Module,  # a target layer of this kind
+                    x: Tensor,  # what the target passes it
+                   ) -> str | None:
+        "What is wrong with `x` as an input of `module` (expected vs given, for error messages), or None when it fits."
+        return None
+
     def tied(self, module: nn.Module,  # a target layer whose weight is the transpose of this one's
             ) -> Components:
         "Components of `module` tied to these (`V = U.T`, `U = V.T`); kinds without tying refuse."
@@ -136,18 +143,33 @@ def register_layer_kind(*module_types: type[nn.Module],  # the target module typ
     return deco
 
 
+_OPTIONAL_KINDS: dict[tuple[str, str], type[Components]] = {}  # (module path, class name) of an optional library's type -> its kind
+
+
+def _load_optional_kinds():
+    "Add the rows of optional libraries (e.g. transformers' Conv1D) whose module has been imported; decomp never imports them itself."
+    for (mod, name), cls in list(_OPTIONAL_KINDS.items()):
+        t = getattr(sys.modules.get(mod), name, None)
+        if isinstance(t, type):
+            register_layer_kind(t)(cls)
+            del _OPTIONAL_KINDS[(mod, name)]
+
+
 def supported_types() -> tuple[type[nn.Module], ...]:
-    "The target module types some layer kind decomposes (the keys of `LAYER_KINDS`)."
+    "The target module types some layer kind decomposes (the keys of `LAYER_KINDS`, with the optional rows whose library is imported)."
+    _load_optional_kinds()
     return tuple(LAYER_KINDS)
 
 
 def layer_kind(module: nn.Module,  # a target layer
               ) -> type[Components]:
     "The `Components` class that decomposes `module`: the row of its type, or of its nearest registered base class."
+    _load_optional_kinds()
     for t in type(module).__mro__:
         if t in LAYER_KINDS: return LAYER_KINDS[t]
+    later = ''.join(f", {m}.{n} (once {m.split('.')[0]} is imported)" for m, n in _OPTIONAL_KINDS)
     raise TypeError(f"cannot decompose a {type(module).__name__}: supported module types are "
-                    f"{', '.join(map(_type_name, LAYER_KINDS))}; a new kind is one Components subclass with @register_layer_kind")
+                    f"{', '.join(map(_type_name, LAYER_KINDS))}{later}; a new kind is one Components subclass with @register_layer_kind")
 
 
 def _check_module(cls: type[Components], module: nn.Module):
@@ -189,8 +211,8 @@ def from_weight(cls: LinearComponents,
                 init: str = 'random',  # 'random' (Kaiming) or 'svd' (top singular directions of the weight)
                 generator: torch.Generator | None = None,  # RNG for the initialisation
                ) -> LinearComponents:
-    "Components of the linear map `x @ weight.T + bias`, on the weight's device and dtype."
-    comp = cls(weight.shape[1], weight.shape[0], C, bias=bias, generator=generator).to(device=weight.device, dtype=weight.dtype)
+    "Components of the linear map `x @ weight.T + bias`, on the weight's device, float32 (whatever the weight's dtype)."
+    comp = cls(weight.shape[1], weight.shape[0], C, bias=bias, generator=generator).to(device=weight.device, dtype=torch.float32)
     if init == 'svd': _svd_vu_(comp.V, comp.U, weight.T)
     elif init != 'random': raise ValueError(f"init={init!r}: use 'random' or 'svd'")
     return comp
@@ -203,9 +225,19 @@ def from_module(cls: LinearComponents,
                 init: str = 'random',  # 'random' (Kaiming) or 'svd' (top singular directions of the weight)
                 generator: torch.Generator | None = None,  # RNG for the initialisation
                ) -> LinearComponents:
-    "Components shaped like `module`, with a frozen copy of its bias, on its device and dtype."
+    "Components shaped like `module`, with a frozen copy of its bias, on its device (float32)."
     _check_module(cls, module)
     return cls.from_weight(module.weight, module.bias, C, init=init, generator=generator)
+
+
+@patch(cls_method=True)
+def input_error(cls: LinearComponents, module: nn.Module, x: Tensor) -> str | None:
+    "A description of the mismatch when `x` is not `(..., in_features)` for this linear layer."
+    d = module.weight.shape[-1]
+    if not torch.is_tensor(x) or x.dim() == 0 or x.shape[-1] != d or not x.is_floating_point():
+        got = f"{x.dtype} {tuple(x.shape)}" if torch.is_tensor(x) else type(x).__name__
+        return f"expects a float input (..., {d}), got {got}"
+    return None
 
 # %% ../../nbs/10_spd.components.ipynb #96ed1131
 @patch(as_prop=True)
@@ -217,19 +249,17 @@ def weight(self: LinearComponents) -> Tensor:
 @patch
 def inner(self: LinearComponents, x: Tensor,  # (..., d_in) layer input
          ) -> Tensor:
-    "Inner activations `x @ V`, shape (..., C)."
-    if x.shape[-1] != self.d_in:
-        raise ValueError(f"input has shape {tuple(x.shape)} but this layer takes d_in={self.d_in} features in the last dimension")
-    return x @ self.V
+    "Inner activations `x @ V`, shape (..., C) (x cast to V's dtype)."
+    return self.layer_input(x) @ self.V
 
 
 @patch
 def layer_input(self: LinearComponents, x: Tensor,  # (..., d_in) layer input
                ) -> Tensor:
-    "The input itself, (..., d_in): every leading position is a location."
+    "The input itself (cast to V's dtype), (..., d_in): every leading position is a location."
     if x.shape[-1] != self.d_in:
         raise ValueError(f"input has shape {tuple(x.shape)} but this layer takes d_in={self.d_in} features in the last dimension")
-    return x
+    return x.to(self.V.dtype)
 
 
 @patch
@@ -246,13 +276,14 @@ def forward(self: LinearComponents, x: Tensor,  # (..., d_in) layer input
             delta_mask: Tensor | None = None,  # (...) mask of the delta term (one number per row); None = 1
            ) -> Tensor:
     "Masked output `((x @ V) * mask) @ U (+ delta_mask * x @ delta.T) + bias`, shape (..., d_out)."
-    a = self.inner(x)
+    x = self.layer_input(x)
+    a = x @ self.V
     if mask is not None:
         _check_mask(mask, self.C)
         a = a * mask
     out = a @ self.U
     if delta is not None:
-        d = x @ delta.T
+        d = x @ delta.to(x.dtype).T
         out = out + (d if delta_mask is None else d * delta_mask[..., None])
     return out if self.bias is None else out + self.bias
 
@@ -308,17 +339,25 @@ class Conv2dComponents(Components):
                     init: str = 'random',  # 'random' (Kaiming) or 'svd' (top singular directions of the flattened kernel)
                     generator: torch.Generator | None = None,  # RNG for the initialisation
                    ) -> Conv2dComponents:
-        "Components with `module`'s geometry (stride, padding, dilation), a frozen copy of its bias, on its device and dtype."
+        "Components with `module`'s geometry (stride, padding, dilation), a frozen copy of its bias, on its device (float32)."
         _check_module(cls, module)
         if module.groups != 1: raise ValueError(f"grouped convolutions are not supported (groups={module.groups}); decompose a conv with groups=1")
         if module.padding_mode != 'zeros':
             raise ValueError(f"padding_mode={module.padding_mode!r} is not supported; only 'zeros' (the nn.Conv2d default)")
         w = module.weight
         comp = cls(module.in_channels, module.out_channels, module.kernel_size, C, stride=module.stride, padding=module.padding,
-                   dilation=module.dilation, bias=module.bias, generator=generator).to(device=w.device, dtype=w.dtype)
+                   dilation=module.dilation, bias=module.bias, generator=generator).to(device=w.device, dtype=torch.float32)
         if init == 'svd': _svd_vu_(comp.V, comp.U, w.reshape(w.shape[0], -1).T)
         elif init != 'random': raise ValueError(f"init={init!r}: use 'random' or 'svd'")
         return comp
+
+    @classmethod
+    def input_error(cls, module: nn.Module, x: Tensor) -> str | None:
+        "A description of the mismatch when `x` is not a float `(batch, in_channels, H, W)` batch."
+        if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] != module.in_channels or not x.is_floating_point():
+            got = f"{x.dtype} {tuple(x.shape)}" if torch.is_tensor(x) else type(x).__name__
+            return f"expects a float input (batch, {module.in_channels}, H, W), got {got}"
+        return None
 
     def extra_repr(self):
         return (f"in_ch={self.in_ch}, out_ch={self.out_ch}, kernel_size={self.kernel_size}, C={self.C}, stride={self.stride}, "
@@ -346,7 +385,7 @@ def _check_x(self: Conv2dComponents, x: Tensor):
 def _inner_cf(self: Conv2dComponents, x: Tensor) -> Tensor:
     "Inner activations channels-first, (B, C, H_out, W_out)."
     self._check_x(x)
-    return self._conv(x, self.V.T.reshape(self.C, self.in_ch, *self.kernel_size))
+    return self._conv(x.to(self.V.dtype), self.V.T.reshape(self.C, self.in_ch, *self.kernel_size))
 
 
 @patch
@@ -370,6 +409,7 @@ def patches(self: Conv2dComponents, x: Tensor,  # (B, in_ch, H, W) layer input
            ) -> Tensor:
     "The flattened input patch seen by each output location, (B, H_out, W_out, in_ch*kH*kW): the 'layer input' of a location."
     self._check_x(x)
+    x = x.to(self.V.dtype)
     h, w = self.out_size(*x.shape[-2:])
     if self.padding == 'same':  # as nn.Conv2d: total padding d*(k-1), the odd extra pixel on the right/bottom
         th, tw = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size)]
@@ -411,7 +451,7 @@ def forward(self: Conv2dComponents, x: Tensor,  # (B, in_ch, H, W) layer input
         a = a * m
     out = F.conv2d(a, self.U.T[:, :, None, None], self.bias)
     if delta is not None:
-        d = self._conv(x, delta)
+        d = self._conv(x.to(self.V.dtype), delta.to(self.V.dtype))
         if delta_mask is not None:
             d = d * (delta_mask[:, None, None, None] if delta_mask.dim() == 1 else delta_mask[:, None])
         out = out + d
@@ -465,3 +505,142 @@ def tied(self: LinearComponents, module: nn.Module,  # an nn.Linear whose weight
         raise ValueError(f"cannot tie a {type(module).__name__} with weight {tuple(getattr(module, 'weight', torch.empty(0)).shape)} "
                          f"to {type(self).__name__}: tying needs nn.Linear layers with transposed weight shapes, here {want}")
     return TiedLinearComponents(self, bias=module.bias).to(module.weight.device)
+
+# %% ../../nbs/10_spd.components.ipynb #b15f9e8f
+@register_layer_kind(nn.Embedding)
+class EmbeddingComponents(Components):
+    "C rank-one components of an embedding table: `y = (V[ids] * mask) @ U`, V with one row per token."
+    kind = 'embedding'
+
+    def __init__(self,
+                 vocab: int,  # rows of the table (num_embeddings)
+                 d_embed: int,  # embedding width (embedding_dim)
+                 C: int,  # number of components
+                 generator: torch.Generator | None = None,  # RNG for the initialisation
+                ):
+        super().__init__()
+        self.vocab, self.d_embed = check_positive_int(vocab, 'vocab'), check_positive_int(d_embed, 'd_embed')
+        self.d_in, self.d_out, self.C = self.vocab, self.d_embed, check_positive_int(C, 'C')
+        self.V = nn.Parameter(torch.empty(vocab, C))
+        self.U = nn.Parameter(torch.empty(C, d_embed))
+        _init_vu_(self.V, self.U, generator)
+        self.register_buffer('bias', None)
+
+    @classmethod
+    def from_module(cls,
+                    module: nn.Embedding,  # the table to decompose (left unchanged)
+                    C: int,  # number of components
+                    init: str = 'random',  # 'random' (Kaiming over the vocabulary) or 'svd' (top singular directions of the table)
+                    generator: torch.Generator | None = None,  # RNG for the initialisation
+                   ) -> EmbeddingComponents:
+        "Components shaped like `module`'s table, on its device (float32)."
+        _check_module(cls, module)
+        if module.max_norm is not None:
+            raise ValueError(f"max_norm={module.max_norm} renormalises rows at lookup time (not a fixed linear map); "
+                             "decompose an nn.Embedding with max_norm=None")
+        w = module.weight
+        comp = cls(module.num_embeddings, module.embedding_dim, C, generator=generator).to(device=w.device, dtype=torch.float32)
+        if init == 'svd': _svd_vu_(comp.V, comp.U, w)
+        elif init != 'random': raise ValueError(f"init={init!r}: use 'random' or 'svd'")
+        return comp
+
+    @classmethod
+    def input_error(cls, module: nn.Module, x: Tensor) -> str | None:
+        "A description of the mismatch when `x` is not integer token ids in [0, num_embeddings)."
+        n = module.num_embeddings
+        if not torch.is_tensor(x) or x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+            return f"expects integer token ids in [0, {n}), got {x.dtype if torch.is_tensor(x) else type(x).__name__}"
+        if x.numel() and (x.min() < 0 or x.max() >= n):
+            return f"expects token ids in [0, {n}) (num_embeddings={n}), got ids in [{x.min().item()}, {x.max().item()}]"
+        return None
+
+    def extra_repr(self): return f"vocab={self.vocab}, d_embed={self.d_embed}, C={self.C}"
+
+# %% ../../nbs/10_spd.components.ipynb #35b604c0
+@patch(as_prop=True)
+def weight(self: EmbeddingComponents) -> Tensor:
+    "Reconstructed table `V @ U`, shape (vocab, d_embed) like `nn.Embedding.weight`."
+    return self.V @ self.U
+
+
+@patch
+def _check_ids(self: EmbeddingComponents, x: Tensor):
+    if not torch.is_tensor(x) or x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+        raise TypeError(f"an embedding reads integer token ids, got {x.dtype if torch.is_tensor(x) else type(x).__name__}; "
+                        "pass a LongTensor of ids in [0, vocab)")
+
+
+@patch
+def inner(self: EmbeddingComponents, x: Tensor,  # (...) integer token ids
+         ) -> Tensor:
+    "Inner activations: the row `V[x]` of each token, shape (..., C)."
+    self._check_ids(x)
+    return self.V[x]
+
+
+@patch
+def layer_input(self: EmbeddingComponents, x: Tensor,  # (...) integer token ids
+               ) -> Tensor:
+    "The one-hot vector of each token, (..., vocab), in V's dtype: the input of the equivalent linear map."
+    self._check_ids(x)
+    return F.one_hot(x, self.vocab).to(self.V.dtype)
+
+
+@patch
+def mask_shape(self: EmbeddingComponents, x: Tensor,  # (...) integer token ids
+              ) -> tuple[int, ...]:
+    "`(..., C)`: one mask value per component at every token position."
+    self._check_ids(x)
+    return (*x.shape, self.C)
+
+
+@patch
+def forward(self: EmbeddingComponents, x: Tensor,  # (...) integer token ids
+            mask: Tensor | None = None,  # (..., C) component mask; None = all ones
+            delta: Tensor | None = None,  # (vocab, d_embed) residual table W_target - weight, or None
+            delta_mask: Tensor | None = None,  # (...) mask of the delta term; None = 1
+           ) -> Tensor:
+    "Masked embeddings `(V[x] * mask) @ U (+ delta_mask * delta[x])`, shape (..., d_embed)."
+    a = self.inner(x)
+    if mask is not None:
+        _check_mask(mask, self.C)
+        a = a * mask
+    out = a @ self.U
+    if delta is not None:
+        d = delta.to(out.dtype)[x]
+        out = out + (d if delta_mask is None else d * delta_mask[..., None])
+    return out
+
+# %% ../../nbs/10_spd.components.ipynb #6622f0bf
+class Conv1DComponents(LinearComponents):
+    "Components of GPT-2's `transformers.pytorch_utils.Conv1D`: `y = x @ W + b` with W stored (d_in, d_out)."
+    kind = 'conv1d'
+
+    @classmethod
+    def from_module(cls,
+                    module: nn.Module,  # a transformers Conv1D (left unchanged)
+                    C: int,  # number of components
+                    init: str = 'random',  # 'random' (Kaiming) or 'svd'
+                    generator: torch.Generator | None = None,  # RNG for the initialisation
+                   ) -> Conv1DComponents:
+        "Components of the Conv1D's linear map, with a frozen copy of its bias, on its device (float32)."
+        _load_optional_kinds()
+        if cls not in LAYER_KINDS.values(): raise TypeError("Conv1DComponents needs transformers.pytorch_utils.Conv1D; import transformers first")
+        _check_module(cls, module)
+        return cls.from_weight(module.weight.T, module.bias, C, init=init, generator=generator)
+
+    @property
+    def weight(self) -> Tensor:
+        "Reconstructed weight `V @ U`, shape (d_in, d_out) like `Conv1D.weight`."
+        return self.V @ self.U
+
+    def forward(self, x: Tensor,  # (..., d_in) layer input
+                mask: Tensor | None = None,  # (..., C) component mask; None = all ones
+                delta: Tensor | None = None,  # (d_in, d_out) residual weight in Conv1D's layout, or None
+                delta_mask: Tensor | None = None,  # (...) mask of the delta term; None = 1
+               ) -> Tensor:
+        "Masked output `((x @ V) * mask) @ U (+ delta_mask * x @ delta) + bias`, shape (..., d_out)."
+        return super().forward(x, mask, None if delta is None else delta.T, delta_mask)
+
+
+_OPTIONAL_KINDS[('transformers.pytorch_utils', 'Conv1D')] = Conv1DComponents
