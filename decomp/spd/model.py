@@ -5,7 +5,7 @@
 # %% ../../nbs/12_spd.model.ipynb #5180a241
 from __future__ import annotations
 import contextlib
-from typing import Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from fastcore.basics import patch
@@ -16,9 +16,19 @@ from .components import Components, layer_kind, supported_types
 from .importance import CI_KINDS, GlobalSharedMLPCI, lower_leaky_hard_sigmoid, make_ci_fn, upper_leaky_hard_sigmoid
 
 # %% auto #0
-__all__ = ['ComponentModel', 'check_component_model']
+__all__ = ['ComponentModel', 'check_component_model', 'batch_size', 'batch_device', 'repeat_batch']
 
 # %% ../../nbs/12_spd.model.ipynb #d4135f75
+def _check_not_mha(target: nn.Module, names: Sequence[str]):
+    "Refuse the projections of an nn.MultiheadAttention: it never calls them as modules, so hooks cannot replace them."
+    for n in names:
+        parent = target.get_submodule(n.rpartition('.')[0]) if '.' in n else target
+        if isinstance(parent, nn.MultiheadAttention):
+            raise ValueError(f"{n!r} belongs to an nn.MultiheadAttention, which computes its projections inside "
+                             "F.multi_head_attention_forward from its weight tensors and never calls this module, so it cannot be "
+                             "decomposed; write the attention with nn.Linear projections (q, k, v, out or a fused qkv) instead")
+
+
 def _resolve_layers(target: nn.Module, target_modules, C) -> dict[str, int]:
     "Expand names/patterns to {module name: C}."
     if isinstance(target_modules, str): target_modules = [target_modules]
@@ -54,14 +64,21 @@ class ComponentModel(nn.Module):
                  alpha: float = 0.01,  # leak of the leaky hard sigmoids
                  init: str = 'random',  # component init: 'random' (Kaiming) or 'svd' (top singular directions)
                  seed: int | None = None,  # seed of the initialisation (None: torch's global RNG)
+                 output: str | int | Callable[[Any], Tensor] | None = None,  # the output tensor: None (the target returns one), a key or
+                                                                           # attribute ('logits'), a tuple index, or a callable
                 ):
         super().__init__()
         if not isinstance(target, nn.Module): raise TypeError(f"target must be an nn.Module, got {type(target).__name__}")
         if ci_fn not in CI_KINDS: raise ValueError(f"ci_fn={ci_fn!r} is unknown; use one of {CI_KINDS}")
+        if not (output is None or isinstance(output, str) or callable(output) or (isinstance(output, int) and not isinstance(output, bool))):
+            raise TypeError(f"output={output!r}: use None (the target returns a tensor), a key/attribute such as 'logits', "
+                            "an index into a returned tuple, or a callable out -> tensor")
+        self.output = output
         target.requires_grad_(False).eval()
         self.target = target
         self.C = _resolve_layers(target, target_modules, C)
         self.module_names = list(self.C)
+        _check_not_mha(target, self.module_names)
         self.ci_kind, self.ci_hidden, self.use_delta, self.alpha = ci_fn, tuple(ci_hidden), bool(use_delta), float(alpha)
         self.tie = dict(tie or {})
         self._check_tie()
@@ -140,6 +157,66 @@ def check_component_model(component_model,  # what a caller passed as a Componen
     component_model._check_names(list(layers))
     return component_model
 
+# %% ../../nbs/12_spd.model.ipynb #506af099
+def batch_size(x: Tensor | Mapping[str, Tensor],  # (B, ...) tensor, or a dict of them
+              ) -> int:
+    "B: the size of dim 0 (the samples), the same for every tensor of a dict."
+    if torch.is_tensor(x): return x.shape[0]
+    if isinstance(x, Mapping) and x and all(torch.is_tensor(v) and v.dim() > 0 for v in x.values()):
+        sizes = {k: v.shape[0] for k, v in x.items()}
+        if len(set(sizes.values())) == 1: return next(iter(sizes.values()))
+        raise ValueError(f"the tensors of an input dict must share dim 0 (the samples), got sizes {sizes}")
+    raise TypeError(f"an input batch is a tensor (B, ...) or a dict of tensors (B, ...) passed as keyword arguments; got "
+                    f"{type(x).__name__}" + (f" of {[type(v).__name__ for v in x.values()]}" if isinstance(x, Mapping) else ''))
+
+
+def batch_device(x: Tensor | Mapping[str, Tensor],  # (B, ...) tensor, or a dict of them
+                ) -> torch.device:
+    "Where the batch lives (the first tensor's device)."
+    batch_size(x)
+    return x.device if torch.is_tensor(x) else next(iter(x.values())).device
+
+
+def _map_batch(fn, x):
+    return fn(x) if torch.is_tensor(x) else {k: fn(v) for k, v in x.items()}
+
+
+def repeat_batch(x: Tensor | Mapping[str, Tensor],  # (B, ...) tensor, or a dict of them
+                 n: int,  # copies
+                ) -> Tensor | dict[str, Tensor]:
+    "`n` copies of the batch stacked along dim 0, `(n*B, ...)` (row `i` is copy `i // B`): the input of `n` stacked variants."
+    batch_size(x); check_positive_int(n, 'n')
+    return _map_batch(lambda t: t.unsqueeze(0).expand(n, *t.shape).reshape(n * t.shape[0], *t.shape[1:]), x)
+
+
+def _output_tensor(out, output) -> Tensor:
+    "The tensor `output` picks from the target's return value `out`."
+    if output is None:
+        if torch.is_tensor(out): return out
+        keys = list(out.keys()) if isinstance(out, Mapping) else None
+        raise TypeError(f"the target returned a {type(out).__name__}{f' with keys {keys}' if keys else ''}, not a tensor; say which "
+                        "output SPD reconstructs: output='logits' (a key or attribute), output=0 (a tuple index) or a callable out -> tensor")
+    if callable(output) and not isinstance(output, str): t = output(out)
+    elif isinstance(output, str):
+        if isinstance(out, Mapping) and output in out: t = out[output]
+        elif not isinstance(out, Mapping) and hasattr(out, output): t = getattr(out, output)
+        else:
+            have = list(out.keys()) if isinstance(out, Mapping) else [a for a in dir(out) if not a.startswith('_')][:20]
+            raise ValueError(f"output={output!r}: the target's {type(out).__name__} has no such key or attribute; it has {have}")
+    else:
+        try: t = out[output]
+        except (IndexError, KeyError, TypeError):
+            raise ValueError(f"output={output!r}: cannot index the target's {type(out).__name__} with it") from None
+    if not torch.is_tensor(t): raise TypeError(f"output={output!r} gave a {type(t).__name__}; it must pick a tensor")
+    return t
+
+
+@patch
+def run_target(self: ComponentModel, x: Tensor | Mapping[str, Tensor],  # (B, ...) input, or a dict of keyword inputs
+              ) -> Tensor:
+    "The target's output tensor on `x` (`target(x)` or `target(**x)`, then `output=` applied)."
+    return _output_tensor(self.target(**x) if isinstance(x, Mapping) else self.target(x), self.output)
+
 # %% ../../nbs/12_spd.model.ipynb #6de9d1c8
 @patch
 def _check_names(self: ComponentModel, names):
@@ -174,7 +251,7 @@ def _hooks(self: ComponentModel, pre: dict, post: dict):
 
 
 @patch
-def forward_with_cache(self: ComponentModel, x: Tensor,  # target input
+def forward_with_cache(self: ComponentModel, x: Tensor | Mapping[str, Tensor],  # target input (B, ...), or a dict of keyword inputs
                       ) -> tuple[Tensor, dict[str, Tensor]]:
     "`(target output, {name: input of the decomposed layer})`."
     cache: dict[str, Tensor] = {}
@@ -185,7 +262,7 @@ def forward_with_cache(self: ComponentModel, x: Tensor,  # target input
             cache[name] = args[0]
         return pre
     with self._hooks({n: make(n) for n in self.module_names}, {}):
-        out = self.target(x)
+        out = self.run_target(x)
     missing = [n for n in self.module_names if n not in cache]
     if missing: raise ValueError(f"layers {missing} were not called by the target's forward pass; decompose layers that are used")
     return out, cache
@@ -226,7 +303,7 @@ class _Once:
 
 
 @patch
-def forward(self: ComponentModel, x: Tensor,  # target input
+def forward(self: ComponentModel, x: Tensor | Mapping[str, Tensor],  # target input (B, ...), or a dict of keyword inputs
             masks: Mapping[str, Tensor] | None = None,  # {name: (..., C) mask}; layers without one run as the target
             delta_masks: Mapping[str, Tensor] | None = None,  # {name: (rows...) delta-term mask} (use_delta); default 1
             routes: Mapping[str, Tensor] | None = None,  # {name: (rows,) bool}: rows using components (others: target);
@@ -240,7 +317,7 @@ def forward(self: ComponentModel, x: Tensor,  # target input
         raise ValueError("delta_masks given but use_delta is False; build the model with use_delta=True or pass use_delta=True")
     names = list(dict.fromkeys([*masks, *delta_masks]))
     self._check_names(names + list(routes))
-    if not names: return self.target(x)
+    if not names: return self.run_target(x)
     comps = self.components
     pre, post = {}, {}
     for n in names:
@@ -255,7 +332,7 @@ def forward(self: ComponentModel, x: Tensor,  # target input
             xin = st.x; st.x = None
             m, dm, r = masks.get(n), delta_masks.get(n), routes.get(n)
             delta = self.target_weight(n) - comps[n].weight if use_delta else None
-            if r is None: return comps[n](xin, m, delta=delta, delta_mask=dm)
+            if r is None: return comps[n](xin, m, delta=delta, delta_mask=dm).to(tgt_out.dtype)  # float32 components, target's dtype
             if r.shape != xin.shape[:1] or r.dtype != torch.bool:
                 raise ValueError(f"routes[{n!r}] must be a bool tensor of shape ({xin.shape[0]},), got {r.dtype} {tuple(r.shape)}")
             idx_on, idx_off = r.nonzero().squeeze(1), (~r).nonzero().squeeze(1)
@@ -263,10 +340,10 @@ def forward(self: ComponentModel, x: Tensor,  # target input
             dm_on = dm[idx_on] if dm is not None and dm.shape[:1] == xin.shape[:1] else dm
             on = comps[n](xin[idx_on], rows(m), delta=delta, delta_mask=dm_on)
             out = on.new_empty((xin.shape[0], *on.shape[1:]))
-            return out.index_copy(0, idx_on, on).index_copy(0, idx_off, tgt_out.to(on.dtype))
+            return out.index_copy(0, idx_on, on).index_copy(0, idx_off, tgt_out.to(on.dtype)).to(tgt_out.dtype)
         pre[n], post[n] = pre_hook, post_hook
     with self._hooks(pre, post):
-        return self.target(x)
+        return self.run_target(x)
 
 # %% ../../nbs/12_spd.model.ipynb #607b8bf8
 @patch
@@ -284,3 +361,57 @@ def load_spd_state_dict(self: ComponentModel, state: Mapping[str, Tensor],  # wh
     if missing or unexpected:
         raise ValueError(f"SPD state does not fit this ComponentModel: missing {missing}, unexpected {unexpected}")
     self.load_state_dict({**self.target.state_dict(prefix='target.'), **state})
+
+# %% ../../nbs/12_spd.model.ipynb #234d634c
+def _describe(x) -> str:
+    if torch.is_tensor(x): return f"{x.dtype} {tuple(x.shape)}"
+    if isinstance(x, Mapping): return '{' + ', '.join(f"{k!r}: {_describe(v)}" for k, v in x.items()) + '}'
+    return type(x).__name__
+
+
+def _cat_batches(a, b):
+    return torch.cat([a, b]) if torch.is_tensor(a) else {k: torch.cat([a[k], b[k]]) for k in a}
+
+
+@patch
+def check_inputs(self: ComponentModel, x: Tensor | Mapping[str, Tensor],  # one data batch (B, ...), or a dict of keyword inputs
+                ) -> None:
+    "Raise a ValueError when the batch `x` does not fit the target (a layer's expected vs given input), its output is not one tensor, or the target mixes the samples along dim 0."
+    B = batch_size(x)
+    found = []
+    def make(name):
+        def pre(mod, args):
+            if not found and args:
+                e = layer_kind(mod).input_error(mod, args[0])
+                if e: found.append(f"layer {name!r} ({type(mod).__name__}) {e}")
+        return pre
+    kinds = supported_types()
+    handles = [m.register_forward_pre_hook(make(n)) for n, m in self.target.named_modules() if isinstance(m, kinds)]
+    err = None
+    try:
+        with torch.no_grad(): raw = self.target(**x) if isinstance(x, Mapping) else self.target(x)
+    except (RuntimeError, ValueError, TypeError, IndexError) as e: err = e
+    finally:
+        for h in handles: h.remove()
+    if found: raise ValueError(f"the data does not fit the target: {found[0]}; the data batch is {_describe(x)}; "
+                               "pass batches that the target takes") from err
+    if err is not None: raise ValueError(f"the target cannot run on a data batch {_describe(x)}: {err}") from err
+    out = _output_tensor(raw, self.output)
+    if out.dim() == 0 or out.shape[0] != B:
+        raise ValueError(f"the target's output has shape {tuple(out.shape)} for a batch of {B}; SPD needs one output row per sample along dim 0")
+    h = B // 2
+    a, b = (_map_batch(lambda t: t[:h], x), _map_batch(lambda t: t[h:2 * h], x)) if B >= 2 else (x, _map_batch(lambda t: t.roll(1, -1), x))
+    with torch.no_grad():
+        joint = self.run_target(_cat_batches(a, b)).float()
+        apart = torch.cat([self.run_target(a), self.run_target(b)]).float()
+    scale = apart.abs().max().item() if apart.numel() else 0.0
+    worst = (joint - apart).abs().max().item() if joint.shape == apart.shape else float('inf')
+    rel = max(1e-4, 4 * torch.finfo(out.dtype).eps) if out.is_floating_point() else 0.0
+    if worst > rel * scale:
+        tf = [n or type(self.target).__name__ for n, m in self.target.named_modules() if getattr(m, 'batch_first', None) is False]
+        raise ValueError(
+            f"the target does not treat dim 0 of its input as independent samples: running two halves of a batch together "
+            f"changes its outputs by up to {worst:.3g} (outputs up to {scale:.3g}); SPD stacks mask variants along dim 0, so its "
+            "losses would mix them. " + (f"These modules read dim 0 as time (batch_first=False): {tf}; build them with batch_first=True."
+                                         if tf else "Make dim 0 the batch (batch_first=True for PyTorch's attention and RNN layers, "
+                                         "or permute inside a wrapper)."))
