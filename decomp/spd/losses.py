@@ -16,33 +16,54 @@ from .importance import batch_noise, sample_masks
 from .model import ComponentModel
 
 # %% auto #0
-__all__ = ['ROUTINGS', 'PGD_INITS', 'PGD_SCOPES', 'LOSS_TERMS', 'output_distance', 'faithfulness_loss', 'annealed_p',
-           'minimality_sum', 'importance_minimality_loss', 'smooth_l0_loss', 'subset_routes', 'stochastic_recon_losses',
-           'stochastic_recon_loss', 'stochastic_recon_layerwise_loss', 'ci_masked_recon_loss', 'check_pgd_settings',
-           'pgd_sources', 'pgd_masks', 'pgd_objective', 'pgd_ascent', 'pgd_recon_loss', 'adversarial_ladder',
-           'component_penalty', 'TermSettings', 'LossInputs', 'LossTerm', 'FaithfulnessSettings', 'faithfulness_term',
-           'StochasticReconSettings', 'stochastic_recon_term', 'PGDReconSettings', 'pgd_recon_term',
-           'PersistentPGDSettings', 'persistent_pgd_recon_term', 'persistent_pgd_update',
-           'ImportanceMinimalitySettings', 'importance_minimality_term', 'SmoothL0Settings', 'smooth_l0_term',
-           'ci_masked_recon_term', 'l1_term', 'l2_term', 'loss_settings', 'loss_coeffs', 'compute_loss_terms']
+__all__ = ['ROUTINGS', 'PGD_INITS', 'PGD_SCOPES', 'LOSS_TERMS', 'check_distance', 'output_distance', 'faithfulness_loss',
+           'annealed_p', 'minimality_sum', 'importance_minimality_loss', 'smooth_l0_loss', 'subset_routes',
+           'stochastic_recon_losses', 'stochastic_recon_loss', 'stochastic_recon_layerwise_loss',
+           'ci_masked_recon_loss', 'check_pgd_settings', 'pgd_sources', 'pgd_masks', 'pgd_objective', 'pgd_ascent',
+           'pgd_recon_loss', 'adversarial_ladder', 'component_penalty', 'TermSettings', 'LossInputs', 'LossTerm',
+           'FaithfulnessSettings', 'faithfulness_term', 'StochasticReconSettings', 'stochastic_recon_term',
+           'PGDReconSettings', 'pgd_recon_term', 'PersistentPGDSettings', 'persistent_pgd_recon_term',
+           'persistent_pgd_update', 'ImportanceMinimalitySettings', 'importance_minimality_term', 'SmoothL0Settings',
+           'smooth_l0_term', 'ci_masked_recon_term', 'l1_term', 'l2_term', 'loss_settings', 'loss_coeffs',
+           'compute_loss_terms']
 
 # %% ../../nbs/13_spd.losses.ipynb #75a207cd
+def check_distance(distance,  # 'mse', 'kl', {'kl_groups': [sizes]} or a callable (pred, target) -> scalar
+                  ):
+    "`distance` itself when it is a valid output distance, else a ValueError naming the choices."
+    if distance in ('mse', 'kl') or (callable(distance) and not isinstance(distance, str)): return distance
+    if isinstance(distance, Mapping) and set(distance) == {'kl_groups'}:
+        g = distance['kl_groups']
+        if isinstance(g, (list, tuple)) and g and all(isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in g): return distance
+    raise ValueError(f"distance={distance!r}: use 'mse', 'kl', {{'kl_groups': [3, 3, 3]}} (one softmax per head of those sizes, "
+                     "KLs summed) or a callable (pred, target) -> scalar")
+
+
+def _kl(p: Tensor, target: Tensor) -> Tensor:
+    "KL(softmax(target) || softmax(p)) over the last dim, mean over the other dims of each variant: (n_var, ...) -> (n_var,)."
+    logq, logp = F.log_softmax(p, -1), F.log_softmax(target, -1)
+    return (logp.exp() * (logp - logq)).sum(-1).flatten(1).mean(1)
+
+
 def _per_variant_distance(pred: Tensor, target: Tensor, n_var: int, distance) -> Tensor:
     "Distance of each of `n_var` predictions stacked along dim 0 of `pred` (n_var*B, ...) to `target` (B, ...) -> (n_var,)."
     p = pred.reshape(n_var, *target.shape)
+    dt = torch.promote_types(torch.promote_types(p.dtype, target.dtype), torch.float32)  # bf16/fp16 logits compared in float32
+    p, target = p.to(dt), target.to(dt)
     if distance == 'mse': return (p - target).pow(2).flatten(1).mean(1)
-    if distance == 'kl':
-        logq, logp = F.log_softmax(p, -1), F.log_softmax(target, -1)
-        return (logp.exp() * (logp - logq)).sum(-1).flatten(1).mean(1)
-    if callable(distance): return torch.stack([distance(p[i], target) for i in range(n_var)])
-    raise ValueError(f"distance={distance!r}: use 'mse', 'kl' or a callable (pred, target) -> scalar")
+    if distance == 'kl': return _kl(p, target)
+    if callable(distance) and not isinstance(distance, str): return torch.stack([distance(p[i], target) for i in range(n_var)])
+    g = list(check_distance(distance)['kl_groups'])
+    if sum(g) != target.shape[-1]:
+        raise ValueError(f"distance={distance!r}: the group sizes add up to {sum(g)} but the output has {target.shape[-1]} logits in its last dimension")
+    return sum(_kl(a, b) for a, b in zip(p.split(g, -1), target.split(g, -1)))
 
 
 def output_distance(pred: Tensor,  # (B, ...) output of the masked model
                     target: Tensor,  # (B, ...) output of the target
-                    distance: str | Callable = 'mse',  # 'mse', 'kl' (last dim = classes) or callable(pred, target) -> scalar
+                    distance: str | Mapping | Callable = 'mse',  # 'mse', 'kl' (last dim = classes), {'kl_groups': [sizes]} or callable(pred, target) -> scalar
                    ) -> Tensor:
-    "Scalar distance between outputs: MSE over elements, or mean KL(softmax(target) || softmax(pred)) over rows."
+    "Scalar distance between outputs: MSE over elements, mean KL(softmax(target) || softmax(pred)) over rows (positions), or its sum over heads."
     if pred.shape != target.shape: raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape")
     return _per_variant_distance(pred, target, 1, distance)[0]
 
