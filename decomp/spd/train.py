@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..core import Config, check_float, load_checkpoint
 from .importance import CI_KINDS, batch_noise
-from .losses import (LOSS_TERMS, LossInputs, ci_masked_recon_loss, compute_loss_terms, faithfulness_loss,
+from .losses import (LOSS_TERMS, LossInputs, check_distance, ci_masked_recon_loss, compute_loss_terms, faithfulness_loss,
                                loss_coeffs, loss_settings, output_distance, persistent_pgd_update)
 from .model import ComponentModel
 from ..distributed import dist_info
@@ -26,7 +26,7 @@ from ..train import History, Method, fit
 __all__ = ['SPDConfig', 'spd_loss_terms', 'spd_eval_metrics', 'SPD', 'make_component_model', 'train_spd', 'load_spd']
 
 # %% ../../nbs/14_spd.train.ipynb #a1bf4188
-_DISTANCES, _SCHEDULES = ('mse', 'kl'), ('constant', 'cosine', 'linear')
+_SCHEDULES = ('constant', 'cosine', 'linear')
 
 
 @dataclasses.dataclass
@@ -42,6 +42,7 @@ class SPDConfig(Config):
                **{f'faithfulness_warmup_{k}': f'losses.faithfulness.warmup_{k}' for k in ('steps', 'lr', 'weight_decay')}}
     target_modules: list[str] | dict[str, int]  # layers to decompose: names/glob patterns, or {pattern: C}
     C: int | None = 20  # components per layer (None when target_modules is a dict)
+    output: str | int | None = None  # the target's output to reconstruct: None (it returns a tensor), a key/attribute ('logits') or a tuple index
     ci_fn: str = 'mlp'  # CI function kind: 'mlp', 'vector_mlp', 'shared_mlp'
     ci_hidden: list[int] = dataclasses.field(default_factory=lambda: [16])  # hidden widths of the CI functions
     use_delta: bool = False  # add the residual W - VU as one more masked term
@@ -50,7 +51,7 @@ class SPDConfig(Config):
     init: str = 'random'  # component init: 'random' or 'svd'
     # the loss table (decomp.spd.losses.LOSS_TERMS): {term: its settings (coeff = 0: not computed)}; terms not given keep their defaults
     losses: dict[str, Any] = dataclasses.field(default_factory=dict)
-    distance: str = 'mse'  # output distance of the reconstruction terms: 'mse' or 'kl' (classifier logits)
+    distance: str | dict[str, list[int]] = 'mse'  # output distance: 'mse', 'kl' (logits; per position for sequences) or {'kl_groups': [3, 3, 3]} (per-head KLs summed)
     # speed
     compile: bool = False  # torch.compile the CI functions (pays on GPUs; compiling takes about a minute)
     amp_dtype: str | None = None  # 'bfloat16': autocast the forward passes to bfloat16 (mixed precision, for CUDA)
@@ -76,7 +77,9 @@ class SPDConfig(Config):
     def __post_init__(self):
         self.losses = loss_settings(self.losses)
         if self.ci_fn not in CI_KINDS: raise ValueError(f"ci_fn={self.ci_fn!r}: use one of {CI_KINDS}")
-        if self.distance not in _DISTANCES: raise ValueError(f"distance={self.distance!r}: use one of {_DISTANCES}")
+        check_distance(self.distance)
+        if not (self.output is None or isinstance(self.output, str) or (isinstance(self.output, int) and not isinstance(self.output, bool))):
+            raise ValueError(f"output={self.output!r}: use None, a key/attribute such as 'logits', or a tuple index (a callable: ComponentModel(output=...))")
         if self.amp_dtype not in (None, 'bfloat16'): raise ValueError(f"amp_dtype={self.amp_dtype!r}: use None or 'bfloat16'")
         if self.lr_schedule not in _SCHEDULES: raise ValueError(f"lr_schedule={self.lr_schedule!r}: use one of {_SCHEDULES}")
         for f in ('steps', 'batch_size', 'log_every'):
@@ -148,12 +151,9 @@ def _faithfulness_warmup(model: ComponentModel, config: SPDConfig):
 
 
 def _check_target_runs(model: ComponentModel, x: Tensor):
-    "Fail clearly when the target cannot run on a data batch (wrong shape or dtype)."
-    try:
-        with torch.no_grad(): model.forward_with_cache(x)
-    except (RuntimeError, ValueError, TypeError, IndexError) as e:
-        raise ValueError(f"the target model cannot run on a data batch of shape {tuple(x.shape)} ({x.dtype}): {e}; "
-                         "pass data whose batches are valid inputs of the target") from e
+    "The first step's checks (`ComponentModel.check_inputs`): the batch fits every layer (expected vs given shape, token range), the output is one tensor, dim 0 holds independent samples."
+    model.check_inputs(x)
+    with torch.no_grad(): model.forward_with_cache(x)
 
 # %% ../../nbs/14_spd.train.ipynb #9768a3da
 class SPD(Method):
@@ -262,7 +262,7 @@ def make_component_model(target: torch.nn.Module,  # the model to decompose
                         ) -> ComponentModel:
     "The untrained `ComponentModel` that `config` describes for `target`."
     kw = dict(ci_fn=config.ci_fn, ci_hidden=config.ci_hidden, use_delta=config.use_delta, tie=config.tie, alpha=config.alpha,
-              init=config.init, seed=config.seed)
+              init=config.init, seed=config.seed, output=config.output)
     return ComponentModel(target, config.target_modules, config.C, **{**kw, **overrides})
 
 # %% ../../nbs/14_spd.train.ipynb #dbfe3609
