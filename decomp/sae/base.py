@@ -144,8 +144,9 @@ def _architecture(sae: SAE) -> str:
 class SAEOutput(NamedTuple):
     "What `SAE.forward` returns."
     recon: Tensor  # (..., d_out) reconstruction in the data's own units
-    codes: SparseCodes  # codes of the (flattened) batch
+    codes: SparseCodes  # codes of the (flattened) batch, the ones decoded (a stochastic variant's carry its training noise)
     terms: dict  # unweighted scalar loss terms, name -> Tensor
+    active: SparseCodes | None = None  # the codes that count as firing (L0, dead features, AuxK's residual); `codes` unless noised
 
 
 class PreActs(NamedTuple):
@@ -299,10 +300,15 @@ def _decode_n(self: SAE, codes: Tensor | SparseCodes) -> Tensor:
     return torch.addmm(self.b_dec, codes, self.W_dec)
 
 # %% ../../nbs/20_sae.base.ipynb #e9e56774
+def _firing(activated: tuple) -> Tensor | SparseCodes:
+    "The codes that count from `_activate`'s `(codes, terms)` or `(codes, terms, noise-free codes)`."
+    return activated[2] if len(activated) > 2 else activated[0]
+
+
 @patch
 def encode_sparse(self: SAE, x) -> SparseCodes:
     "Codes of `x: (..., d_in)` as `SparseCodes` over the flattened leading dims."
-    codes, _ = self._activate(self._preacts(self._prepare_input(x)[0]))
+    codes = _firing(self._activate(self._preacts(self._prepare_input(x)[0])))
     return codes if isinstance(codes, SparseCodes) else SparseCodes.from_dense(codes)
 
 
@@ -310,7 +316,7 @@ def encode_sparse(self: SAE, x) -> SparseCodes:
 def encode(self: SAE, x) -> Tensor:
     "Dense codes `(..., n_features)` of `x: (..., d_in)`."
     x_n, _, lead = self._prepare_input(x)
-    codes, _ = self._activate(self._preacts(x_n))
+    codes = _firing(self._activate(self._preacts(x_n)))
     dense = codes.to_dense() if isinstance(codes, SparseCodes) else codes
     return dense.reshape(*lead, self.n_features)
 
@@ -334,15 +340,19 @@ def forward(self: SAE, x,  # (..., d_in) input activations
             dead_mask: Tensor | None = None,  # (n_features,) bool; given -> the `auxk` term is computed
             aux_k: int | None = None,  # dead features per sample in AuxK (None: d_out // 2)
            ) -> SAEOutput:
-    "Reconstruction, codes and unweighted loss terms (`recon`, the variant's terms, `auxk` if `dead_mask` is given)."
+    "Reconstruction, codes, unweighted loss terms (`recon`, the variant's terms, `auxk` if `dead_mask` is given) and the firing codes."
     x_n, y_n, stats, lead = self._prepare(x, y)
     pre = self._preacts(x_n)
-    codes, extra = self._activate(pre, y_n)
+    codes, extra, *noise_free = self._activate(pre, y_n)
     recon_n = self._decode_n(codes)
     terms = {'recon': F.mse_loss(recon_n, y_n, reduction='sum') / y_n.shape[0], **extra}
-    if dead_mask is not None: terms['auxk'] = self._auxk(pre, y_n, recon_n, dead_mask, aux_k)
-    if not isinstance(codes, SparseCodes): codes = SparseCodes.from_dense(codes)
-    return SAEOutput(self.denormalize(recon_n, stats).reshape(*lead, self.d_out), codes, terms)
+    if dead_mask is not None:  # the residual the firing (noise-free) codes leave
+        fit_n = self._decode_n(noise_free[0].detach()) if noise_free else recon_n
+        terms['auxk'] = self._auxk(pre, y_n, fit_n, dead_mask, aux_k)
+    sparse = lambda c: c if isinstance(c, SparseCodes) else SparseCodes.from_dense(c)
+    codes = sparse(codes)
+    active = sparse(noise_free[0].detach()) if noise_free else codes
+    return SAEOutput(self.denormalize(recon_n, stats).reshape(*lead, self.d_out), codes, terms, active)
 
 
 @patch
@@ -642,7 +652,7 @@ class SAEMethod(Method):
     def loss_terms(self, batch, step: int) -> dict[str, Tensor]:
         sae, cfg = self.sae, self.config
         out = _call(sae, batch, dead_mask=sae.dead_mask(cfg.dead_after) if self.use_aux else None, aux_k=cfg.aux_k)
-        sae.update_activity(out.codes)
+        sae.update_activity(out.active)
         self.last = (batch, out)
         return out.terms
 
@@ -660,7 +670,7 @@ class SAEMethod(Method):
     def log_metrics(self, step: int) -> dict[str, Tensor]:
         batch, out = self.last
         y = _targets_of(self.sae, batch).reshape(out.recon.shape)
-        return {'mse': (y - out.recon).pow(2).mean(), 'fvu': fvu(y, out.recon), 'l0': out.codes.l0().float().mean(),
+        return {'mse': (y - out.recon).pow(2).mean(), 'fvu': fvu(y, out.recon), 'l0': out.active.l0().float().mean(),
                 'dead_frac': self.sae.dead_mask(self.config.dead_after).float().mean()}
 
     def eval_metrics(self, batch, step: int) -> dict[str, float]:

@@ -15,11 +15,11 @@ from torch import Tensor, nn
 from ..core import check_float, check_positive_int
 from .base import SAE, PreActs, SparseCodes, register_sae
 from ..spd.importance import lower_leaky_hard_sigmoid, make_ci_fn, sample_masks, upper_leaky_hard_sigmoid
-from ..spd.losses import importance_minimality_loss
+from ..spd.losses import _check_ladder_steps, check_pgd_settings, importance_minimality_loss, pgd_masks, pgd_sources
 
 # %% auto #0
 __all__ = ['topk_select', 'batchtopk_select', 'TopKSAE', 'BatchTopKSAE', 'jumprelu', 'step_l0', 'JumpReLUSAE', 'AbsTopKSAE',
-           'StochasticSAE', 'MultiInputSAE']
+           'StochasticSAE', 'sae_adversarial_ladder', 'MultiInputSAE']
 
 # %% ../../nbs/21_sae.variants.ipynb #5ada337e
 def _check_k(k, n_features: int, name: str = 'k') -> int:
@@ -315,9 +315,68 @@ class StochasticSAE(SAE):
         g = self.ci_fn(pre.z, pre.h)
         ci = lower_leaky_hard_sigmoid(g)
         terms = {'importance_minimality': importance_minimality_loss({'features': upper_leaky_hard_sigmoid(g)}, self.p)}
-        if not self.training: return a * ci, terms
-        if y_n is not None: terms['recon_ci'] = (self._decode_n(a * ci) - y_n).pow(2).sum(-1).mean()
-        return a * sample_masks(ci, self.sampling)[0], terms
+        firing = a * ci                                           # the evaluation codes: a feature fires iff z > 0 and c > 0
+        if not self.training: return firing, terms
+        if y_n is not None: terms['recon_ci'] = (self._decode_n(firing) - y_n).pow(2).sum(-1).mean()
+        return a * sample_masks(ci, self.sampling)[0], terms, firing   # noisy codes decoded; the firing ones counted
+
+# %% ../../nbs/21_sae.variants.ipynb #8d23aeb6
+def _gate_inputs(sae: StochasticSAE, x, y) -> tuple[Tensor, Tensor, Tensor]:
+    "`(a, ci, y_n)` without gradients: ReLU'd pre-activations and importances `(batch, n_features)`, the working-space target `(batch, d_out)`."
+    x_n, y_n, _, _ = sae._prepare(x, y)
+    pre = sae._preacts(x_n)
+    return pre.z.relu(), lower_leaky_hard_sigmoid(sae.ci_fn(pre.z, pre.h)), y_n
+
+
+def _gate_recon_error(sae: StochasticSAE, a: Tensor, y_n: Tensor,  # (batch, n_features), (batch, d_out)
+                      masks: Tensor,  # (..., batch, n_features) masks on the features
+                     ) -> Tensor:
+    "`(...)` mean over the batch of the squared reconstruction error with codes `a * masks`."
+    return ((a * masks) @ sae.W_dec + sae.b_dec - y_n).pow(2).sum(-1).mean(-1)
+
+
+@torch.no_grad()
+def sae_adversarial_ladder(sae: StochasticSAE,  # a (trained) stochastic SAE or transcoder
+                           x: Tensor,  # (..., d_in) held-out inputs (one batch)
+                           steps=(0, 20, 80, 320),  # PGD budgets; 0 = the stochastic loss, for reference
+                           *,
+                           y: Tensor | None = None,  # (..., d_out) targets of a transcoder (None: reconstruct x)
+                           step_size: float = 0.1,  # sign-gradient step size
+                           init: str = 'random',  # initial sources: 'random' (U(0, 1)), 'ones' or 'zeros'
+                           scope: str = 'shared_across_batch',  # one source per feature, or 'unique_per_datapoint'
+                           n_mask_samples: int = 8,  # random masks of the step-0 rung
+                           seed: int = 0,  # RNG of the random init and of the step-0 masks
+                           return_sources: bool = False,  # also return `{n_steps: sources (1 or batch, n_features) of that rung's worst loss}`
+                          ) -> dict[int, float] | tuple[dict[int, float], dict[int, Tensor]]:
+    "`{n_steps: loss}`: the worst reconstruction error an adversary over the gates finds within each budget, beside the stochastic loss at 0."
+    if not isinstance(sae, StochasticSAE):
+        raise TypeError(f"sae is a {type(sae).__name__}: the adversarial ladder moves causal-importance gates, which only a "
+                        "StochasticSAE (or a stochastic transcoder) has")
+    steps = _check_ladder_steps(steps)
+    check_pgd_settings(max(steps), step_size, init, scope); check_positive_int(n_mask_samples, 'n_mask_samples')
+    if scope == 'per_position':
+        raise ValueError("scope='per_position': an SAE reads flattened samples (no positions); use 'shared_across_batch' or 'unique_per_datapoint'")
+    was = sae.training; sae.eval()
+    try:
+        a, ci, y_n = _gate_inputs(sae, x, y)
+        g = torch.Generator(a.device).manual_seed(seed)
+        res, worst = {}, {}
+        if 0 in steps: res[0] = _gate_recon_error(sae, a, y_n, sample_masks(ci, sae.sampling, n_mask_samples, g)).mean().item()
+        src = pgd_sources({'f': ci}, scope, init, generator=g)['f']
+        objective = lambda s: _gate_recon_error(sae, a, y_n, pgd_masks({'f': ci}, {'f': s})[0]['f'])
+        best, best_src, done = -math.inf, src, 0
+        for b in sorted(s for s in steps if s > 0):
+            for _ in range(b - done):  # the loss at the current sources, then one step up its gradient
+                s = src.clone().requires_grad_(True)
+                with torch.enable_grad(): obj = objective(s)
+                if obj.item() > best: best, best_src = obj.item(), src
+                src = (src + step_size * torch.autograd.grad(obj, s)[0].sign()).clamp_(0.0, 1.0)
+            final = objective(src).item()
+            if final > best: best, best_src = final, src
+            res[b], worst[b], done = best, best_src, b
+    finally: sae.train(was)
+    ladder = {s: res[s] for s in steps}
+    return (ladder, worst) if return_sources else ladder
 
 # %% ../../nbs/21_sae.variants.ipynb #42c907ca
 @register_sae
