@@ -240,8 +240,9 @@ def _width_error(x, d: int) -> str | None:
 
 @patch(cls_method=True)
 def input_error(cls: LinearComponents, module: nn.Module, x: Tensor) -> str | None:
-    "A description of the mismatch when `x` is not `(..., in_features)` for this linear layer."
-    return _width_error(x, module.weight.shape[-1])
+    "A description of the mismatch when `x` is not `(..., in_features)` for this linear layer (no check for a module without `in_features`: a kind with another layout says its own)."
+    d = getattr(module, 'in_features', None)
+    return None if d is None else _width_error(x, d)
 
 # %% ../../nbs/10_spd.components.ipynb #96ed1131
 @patch(as_prop=True)
