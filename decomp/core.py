@@ -74,7 +74,7 @@ def _coerce(name: str, tp: Any, v: Any):
         for a in (a for a in args if a is not _NONE):
             try: return _coerce(name, a, v)
             except (TypeError, ValueError) as e: errs.append(str(e))
-        raise ValueError(f"config field {name!r}: value {v!r} fits none of {tp}")
+        raise ValueError(f"config field {name!r}: value {v!r} fits none of {tp} ({'; '.join(errs)})")
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         if isinstance(v, tp): return v
         if not isinstance(v, Mapping): raise ValueError(f"config field {name!r}: expected a mapping for {tp.__name__}, got {v!r}")
