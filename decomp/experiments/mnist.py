@@ -18,8 +18,8 @@ from ..core import Config, get_device, save_checkpoint, set_seed
 from ..data import load_mnist
 from ..models import MLP, load_or_train_mnist_mlp
 from ..metrics import alive_components, mean_score_by_label
-from ..spd.metrics import DecompositionEval, collect_ci, evaluate_decomposition
-from ..spd.plots import plot_decomposition
+from ..spd.metrics import AdversarialConfig, AdversarialEval, DecompositionEval, collect_ci, evaluate_decomposition
+from ..spd.plots import plot_adversarial_ladder, plot_decomposition
 from ..spd.model import ComponentModel
 from ..spd.train import SPD, SPDConfig, make_component_model, train_spd
 from ..train import History, fit
@@ -29,9 +29,10 @@ from ..causal import CausalConfig, CausalResult, analyze_causal
 from ..causal_plots import write_causal_figures
 
 # %% auto #0
-__all__ = ['EXPERIMENT', 'default_spd_config', 'default_causal_config', 'MNISTConfig', 'Predecomposed', 'train_predecomposed',
-           'top_components', 'plot_component_directions', 'plot_directions_side_by_side', 'digit_order',
-           'plot_ci_by_digit', 'digit_coverage', 'MNISTResult', 'run_mnist', 'plot_comparison', 'mnist_report']
+__all__ = ['EXPERIMENT', 'default_spd_config', 'default_adversarial_config', 'default_causal_config', 'MNISTConfig',
+           'Predecomposed', 'train_predecomposed', 'top_components', 'plot_component_directions',
+           'plot_directions_side_by_side', 'digit_order', 'plot_ci_by_digit', 'digit_coverage', 'MNISTResult',
+           'run_mnist', 'plot_comparison', 'mnist_report']
 
 # %% ../../nbs/50_mnist.ipynb #16c01993
 def default_spd_config() -> SPDConfig:
@@ -42,6 +43,11 @@ def default_spd_config() -> SPDConfig:
                              'importance_minimality': {'coeff': 3e-3, 'p': 1.0}, 'ci_masked_recon': {'coeff': 1.0}},
                      distance='kl', batch_size=256, lr=2e-3, lr_schedule='cosine', eval_every=250, log_every=50,
                      steps=2000, seed=0, device='cpu')
+
+
+def default_adversarial_config() -> AdversarialConfig:
+    "The adversarial ladder `decomp mnist` measures on the first 1,000 test images: steps 0, 20, 80, 320, shared sources, KL (the SPD run's distance)."
+    return AdversarialConfig(steps=[0, 20, 80, 320], distance='kl', n_inputs=1000)
 
 
 def default_causal_config() -> CausalConfig:
@@ -68,6 +74,7 @@ class MNISTConfig(Config):
     run_causal: bool = True  # run the causal analysis fc1 -> fc2
     spd: SPDConfig = dataclasses.field(default_factory=default_spd_config)
     causal: CausalConfig = dataclasses.field(default_factory=default_causal_config)
+    adversarial: AdversarialConfig | None = dataclasses.field(default_factory=default_adversarial_config)  # the ladder's budget (null: off)
     nested_sync = {'spd': {'steps': 'steps', 'seed': 'seed', 'device': 'device', 'progress': None},
                    'causal': {'seed': 'seed', 'device': 'device'}}
 
@@ -256,6 +263,11 @@ def digit_coverage(table: Tensor,  # (10, C) mean CI per digit
     return rows
 
 # %% ../../nbs/50_mnist.ipynb #db7301bf
+def _ladder_metrics(adv: AdversarialEval) -> dict[str, Any]:
+    "The ladder's numbers for metrics.json: the budget in words, then loss_ci, accuracy_ci, loss_0, accuracy_0, loss_20, ..."
+    return {'budget': adv.budget(), **{k.split('/', 1)[1]: v for k, v in adv.summary().items()}}
+
+
 @dataclasses.dataclass
 class MNISTResult:
     "Everything one run of the MNIST experiment measured and wrote."
@@ -287,12 +299,14 @@ class MNISTResult:
             out[f'{n}/digits_present'] = sum(r['present'] for r in rows)
             out[f'{n}/digits_selective'] = sum(r['selective'] for r in rows)
         out['final_losses'] = {k: self.history.last(k) for k in self.history.keys() if not k.startswith('eval/') and k != 'lr'}
+        if p.adversarial is not None: out['adversarial'] = _ladder_metrics(p.adversarial)
         if self.predecomposed is not None:
             q = self.predecomposed
             out['predecomposed'] = {'accuracy': q.accuracy['ones'], 'ci_masked_accuracy': q.accuracy['ci'],
                                     'stochastic_accuracy': q.accuracy['stochastic'],
                                     **{f"{r['layer']}/alive": r['alive'] for r in q.rows()},
                                     **{f"{r['layer']}/ci_l0": r['l0_sample'] for r in q.rows()}}
+            if q.adversarial is not None: out['predecomposed']['adversarial'] = _ladder_metrics(q.adversarial)
         if self.causal is not None:
             s = self.causal.summary()
             out['causal'] = {k: v for k, v in s.items() if k not in ('upstream', 'downstream')}
@@ -375,7 +389,8 @@ def _run(cfg: MNISTConfig, out: Path, progress: bool) -> MNISTResult:
     lap('spd', t0)
 
     t0 = time.time()
-    ev = evaluate_decomposition(cm, x_test, y_test, threshold=cfg.spd.ci_threshold, seed=cfg.seed, progress=progress)
+    ev = evaluate_decomposition(cm, x_test, y_test, threshold=cfg.spd.ci_threshold, seed=cfg.seed, progress=progress,
+                                adversarial=cfg.adversarial)
     figures['training_curves'] = figs_dir / 'training_curves.png'
     plot_training_curves(hist, title='post-hoc SPD: loss terms (unweighted)', path=figures['training_curves'])
     figures['eval_curves'] = figs_dir / 'eval_curves.png'
@@ -389,7 +404,8 @@ def _run(cfg: MNISTConfig, out: Path, progress: bool) -> MNISTResult:
     if cfg.predecomposed:
         t0 = time.time()
         pcm, phist = train_predecomposed(cfg, x_train, data.y_train, progress=progress)
-        pev = evaluate_decomposition(pcm, x_test, y_test, threshold=cfg.spd.ci_threshold, seed=cfg.seed, progress=progress)
+        pev = evaluate_decomposition(pcm, x_test, y_test, threshold=cfg.spd.ci_threshold, seed=cfg.seed, progress=progress,
+                                     adversarial=cfg.adversarial)
         pdir = out / 'predecomposed'
         figures['pre_training_curves'] = pdir / 'training_curves.png'
         plot_training_curves(phist, title='pre-decomposed: loss terms (unweighted)', path=figures['pre_training_curves'])
@@ -403,6 +419,9 @@ def _run(cfg: MNISTConfig, out: Path, progress: bool) -> MNISTResult:
                 (pcm.components['fc1'].V, top_components(s2, cfg.n_directions), s2.mean(0))}, path=figures['compare_directions'])
         figures['compare_alive_l0'] = pdir / 'compare_alive_l0.png'
         plot_comparison({'post-hoc': ev, 'pre-decomposed': pev}, path=figures['compare_alive_l0'])
+        if cfg.adversarial is not None:
+            figures['compare_adversarial'] = pdir / 'compare_adversarial_ladder.png'
+            plot_adversarial_ladder({'post hoc': ev.adversarial, 'pre-decomposed': pev.adversarial}, path=figures['compare_adversarial'])
         lap('predecomposed', t0)
 
     cres = None
@@ -412,6 +431,8 @@ def _run(cfg: MNISTConfig, out: Path, progress: bool) -> MNISTResult:
         for k, p in write_causal_figures(cres, out / 'causal').items(): figures[f'causal_{k}'] = p
         lap('causal', t0)
 
+    for name, e in (('adversarial', ev), ('adversarial_predecomposed', pev)):  # part of 'evaluate' / 'predecomposed' above
+        if e is not None and e.adversarial is not None: timings[name] = e.adversarial.seconds
     res = MNISTResult(cfg, out, target_acc, ev, hist, coverage, pev, phist, cres, figures, out / 'report.md',
                       out / 'report.html', time.time() - t_start, timings)
     finish_experiment(res, mnist_report(res), out, wall_time_s=res.wall_time, timings_s=timings)
@@ -471,6 +492,15 @@ def mnist_report(res: MNISTResult) -> Report:
     r.table(head, rows)
     r.text(f"A component is **alive** when its CI exceeds {ev.stats.threshold:g} on at least one test image; **CI L0** is the "
            "mean number of components per image whose CI exceeds that threshold.")
+    if ev.adversarial is not None:
+        a = ev.adversarial
+        r.heading('Adversarial ladder')
+        r.text(f"The worst masks an adversary finds within each PGD budget (`decomp.spd.metrics.evaluate_adversarial`): component "
+               f"masks m = g + (1 - g) s with sources s in [0, 1] ascended on the output distance, the worst loss within n steps, "
+               f"and the test accuracy under those masks; rung 0 is the stochastic loss (random sources, the chance level), and "
+               f"the CI-masked row the reference m = g. Budget: **{a.budget()}**. A faithful decomposition keeps the top rung low.")
+        r.table(*a.table())
+        r.figure(f['adversarial_ladder'], 'Loss and accuracy vs PGD budget (log x), stochastic masks dashed, CI as masks dotted.')
     r.heading('Training')
     r.figure(f['training_curves'], 'Every SPD loss term, unweighted, log scale.')
     r.figure(f['eval_curves'], 'Metrics evaluated during training: CI L0 and alive components per layer, reconstruction with CI masks / all masks on, faithfulness.')
@@ -503,7 +533,15 @@ def mnist_report(res: MNISTResult) -> Report:
                 ['test accuracy, all layers stochastically masked', ev.accuracy['stochastic'], q.accuracy['stochastic']]]
         for a, b in zip(ev.rows(), q.rows()):
             rows += [[f"{a['layer']} alive components", a['alive'], b['alive']], [f"{a['layer']} CI L0", a['l0_sample'], b['l0_sample']]]
+        if ev.adversarial is not None and q.adversarial is not None:
+            for s in ev.adversarial.steps:
+                rows += [[f'loss, {s}-step adversarial masks' if s else 'loss, stochastic masks (ladder rung 0)', ev.adversarial.loss[s], q.adversarial.loss[s]],
+                         [f'accuracy, {s}-step adversarial masks' if s else 'accuracy, stochastic masks (ladder rung 0)',
+                          ev.adversarial.accuracy[s], q.adversarial.accuracy[s]]]
         r.table(['quantity', 'post hoc', 'pre-decomposed'], rows)
+        if 'compare_adversarial' in f:
+            r.figure(f['compare_adversarial'], f'Adversarial ladders of both decompositions ({ev.adversarial.budget()}).')
+            r.figure(f['pre_adversarial_ladder'], 'Pre-decomposed: adversarial ladder.')
         r.figure(f['compare_alive_l0'], 'Alive components and CI L0 per layer, post hoc vs pre-decomposed.')
         r.figure(f['compare_directions'], 'The most active fc1 directions of both decompositions.')
         for n in ('fc1', 'fc2'):
