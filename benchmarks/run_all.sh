@@ -10,5 +10,6 @@ uptime | tee benchmarks/out/load_start.txt
 $PY benchmarks/bench_spd.py --reps 5 --json benchmarks/out/spd.json
 $PY benchmarks/bench_sae.py --reps 3 --json benchmarks/out/sae.json
 $PY benchmarks/memory_spd.py --json benchmarks/out/memory.json
+$PY benchmarks/bench_pgd.py --reps 7 --json benchmarks/out/pgd.json
 uptime | tee benchmarks/out/load_end.txt
 $PY benchmarks/report.py
