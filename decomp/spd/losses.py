@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ..core import Config, check_float, check_positive_int
 from .importance import batch_noise, sample_masks
-from .model import ComponentModel
+from .model import ComponentModel, batch_device, batch_size, repeat_batch
 
 # %% auto #0
 __all__ = ['ROUTINGS', 'PGD_INITS', 'PGD_SCOPES', 'LOSS_TERMS', 'check_distance', 'output_distance', 'faithfulness_loss',
@@ -181,7 +181,7 @@ def stochastic_recon_losses(model: ComponentModel,  # the decomposed model
     names = list(ci)
     model._check_names(names)
     if not names: raise ValueError("ci is empty: pass the importances of at least one layer")
-    B, S, L = x.shape[0], n_samples, len(names)
+    B, S, L, dev = batch_size(x), n_samples, len(names), batch_device(x)
     # variant v masks layer l iff on[v, l]: S all-layer variants, then S variants per layer
     blocks = ([torch.ones(S, L, dtype=torch.bool)] if all_layers else []) + \
              ([torch.eye(L, dtype=torch.bool).repeat_interleave(S, 0)] if layerwise else [])
@@ -189,18 +189,18 @@ def stochastic_recon_losses(model: ComponentModel,  # the decomposed model
     V = on.shape[0]
     masks, deltas, routes = {}, {}, {}
     if all_layers and routing != 'all':  # per-row routes: the all-layer rows mask a random subset, layerwise rows their layer
-        rows = torch.cat([subset_routes(S * B, L, routing, route_prob, generator, shard, x.device),
-                          on[S if all_layers else 0:].to(x.device).repeat_interleave(B, 0)])
+        rows = torch.cat([subset_routes(S * B, L, routing, route_prob, generator, shard, dev),
+                          on[S if all_layers else 0:].to(dev).repeat_interleave(B, 0)])
         on = torch.ones_like(on)  # masks for every row; the routes pick
         routes = {n: rows[:, j] for j, n in enumerate(names)}
     for j, n in enumerate(names):
         k = int(on[:, j].sum())  # variants that mask layer n
         masks[n] = sample_masks(ci[n], sampling, k, generator, shard).flatten(0, 1)
         if model.use_delta:
-            deltas[n] = batch_noise((k, *ci[n].shape[:-1]), 'continuous', generator, shard, device=x.device,
+            deltas[n] = batch_noise((k, *ci[n].shape[:-1]), 'continuous', generator, shard, device=dev,
                                     dtype=ci[n].dtype).flatten(0, 1)
-        if k < V and n not in routes: routes[n] = on[:, j].repeat_interleave(B).to(x.device)
-    x_rep = x.unsqueeze(0).expand(V, *x.shape).reshape(V * B, *x.shape[1:])
+        if k < V and n not in routes: routes[n] = on[:, j].repeat_interleave(B).to(dev)
+    x_rep = repeat_batch(x, V)
     out = model(x_rep, masks=masks, delta_masks=deltas or None, routes=routes)
     d = _per_variant_distance(out, target_out, V, distance)
     res, i = {}, 0
@@ -305,10 +305,10 @@ def _pgd_distances(model: ComponentModel, x: Tensor, ci: Mapping[str, Tensor], t
     masks, dmasks = pgd_masks(ci, sources, model.use_delta)
     if not layerwise:
         return _per_variant_distance(model(x, masks=masks, delta_masks=dmasks or None, routes=routes), target_out, 1, distance)
-    names, B = list(ci), x.shape[0]
-    variant = torch.arange(len(names), device=x.device).repeat_interleave(B)  # row i of the stacked batch is variant i // B
+    names, B = list(ci), batch_size(x)
+    variant = torch.arange(len(names), device=batch_device(x)).repeat_interleave(B)  # row i of the stacked batch is variant i // B
     routes = {n: variant == j for j, n in enumerate(names)}
-    x_rep = x.unsqueeze(0).expand(len(names), *x.shape).reshape(len(names) * B, *x.shape[1:])
+    x_rep = repeat_batch(x, len(names))
     out = model(x_rep, masks=masks, delta_masks=dmasks or None, routes=routes)
     return _per_variant_distance(out, target_out, len(names), distance)
 
@@ -395,7 +395,7 @@ def pgd_recon_loss(model: ComponentModel,  # the decomposed model
     src = pgd_sources(ci, scope, init, model.use_delta, generator, shard)
     routes = None
     if routing != 'all':
-        on = subset_routes(x.shape[0], len(ci), routing, route_prob, generator, shard, x.device)
+        on = subset_routes(batch_size(x), len(ci), routing, route_prob, generator, shard, batch_device(x))
         routes = {n: on[:, j] for j, n in enumerate(ci)}
     src = pgd_ascent(model, x, ci, target_out, src, n_steps=n_steps, step_size=step_size, scope=scope,
                      layerwise=layerwise, distance=distance, shard=shard, routes=routes)
@@ -429,7 +429,7 @@ def adversarial_ladder(model: ComponentModel,  # the decomposed model
     with torch.no_grad():
         target_out, inputs = model.forward_with_cache(x)
         ci = model.calc_ci(inputs)[0]
-        g = torch.Generator(x.device).manual_seed(seed)
+        g = torch.Generator(batch_device(x)).manual_seed(seed)
         res = {}
         if 0 in steps:
             name = 'stochastic_recon_layerwise' if layerwise else 'stochastic_recon'
@@ -512,7 +512,7 @@ class FaithfulnessSettings(TermSettings):
 
 def faithfulness_term(inp: LossInputs, s: FaithfulnessSettings) -> Tensor:
     "`faithfulness_loss`, in float32 even under autocast (it measures weight differences of about 1e-6)."
-    with torch.autocast(inp.x.device.type, enabled=False): return faithfulness_loss(inp.model)
+    with torch.autocast(batch_device(inp.x).type, enabled=False): return faithfulness_loss(inp.model)
 
 
 @dataclasses.dataclass
@@ -617,8 +617,8 @@ def persistent_pgd_recon_term(inp: LossInputs, s: PersistentPGDSettings) -> Tens
     ci = {n: c.detach() for n, c in inp.ci_lower.items()} if warm else inp.ci_lower
     masks, dmasks = pgd_masks(ci, src, model.use_delta)
     if s.adv_fraction < 1:
-        B = inp.x.shape[0]
-        adv = batch_noise((1, B), 'continuous', inp.generator, inp.shard, device=inp.x.device)[0] < s.adv_fraction
+        B = batch_size(inp.x)
+        adv = batch_noise((1, B), 'continuous', inp.generator, inp.shard, device=batch_device(inp.x))[0] < s.adv_fraction
         for n, c in ci.items():
             masks[n] = torch.where(adv.view(B, *[1] * (c.dim() - 1)), masks[n], sample_masks(c, s.sampling, 1, inp.generator, inp.shard)[0])
             if model.use_delta:
@@ -626,7 +626,7 @@ def persistent_pgd_recon_term(inp: LossInputs, s: PersistentPGDSettings) -> Tens
                 dmasks[n] = torch.where(adv.view(B, *[1] * (c.dim() - 2)), dmasks[n], noise)
     routes = None
     if s.routing != 'all':
-        on = subset_routes(inp.x.shape[0], len(ci), s.routing, s.route_prob, inp.generator, inp.shard, inp.x.device)
+        on = subset_routes(batch_size(inp.x), len(ci), s.routing, s.route_prob, inp.generator, inp.shard, batch_device(inp.x))
         routes = {n: on[:, j] for j, n in enumerate(ci)}
     loss = _per_variant_distance(model(inp.x, masks=masks, delta_masks=dmasks or None, routes=routes), inp.target_out, 1, inp.distance)[0]
     if not warm: return loss

@@ -18,7 +18,7 @@ from ..core import Config, check_float, load_checkpoint
 from .importance import CI_KINDS, batch_noise
 from .losses import (LOSS_TERMS, LossInputs, check_distance, ci_masked_recon_loss, compute_loss_terms, faithfulness_loss,
                                loss_coeffs, loss_settings, output_distance, persistent_pgd_update)
-from .model import ComponentModel
+from .model import ComponentModel, batch_device
 from ..distributed import dist_info
 from ..train import History, Method, fit
 
@@ -113,10 +113,11 @@ def spd_loss_terms(model: ComponentModel,  # the decomposed model
                    state: dict | None = None,  # the run's loss state across steps (persistent PGD sources)
                   ) -> dict[str, Tensor]:
     "The unweighted SPD loss terms for one batch: the rows of the loss table with a nonzero coefficient."
-    with torch.no_grad(): target_out, inputs = model.forward_with_cache(x)
+    with torch.no_grad(), torch.autocast(batch_device(x).type, enabled=False):  # the reconstruction target in full precision
+        target_out, inputs = model.forward_with_cache(x)
     noise = None
     if config.losses['stochastic_recon'].ci_noise:  # the reference's perturbation for binomial masks (drawn before the masks)
-        noise = {n: batch_noise((1, *model.components[n].mask_shape(v)), 'continuous', generator, shard, device=x.device)[0]
+        noise = {n: batch_noise((1, *model.components[n].mask_shape(v)), 'continuous', generator, shard, device=batch_device(x))[0]
                  for n, v in inputs.items()}
     ci_lo, ci_up = model.calc_ci(inputs, lower_noise=noise)
     return compute_loss_terms(LossInputs(model, x, target_out, ci_lo, ci_up, step / config.steps, config.distance, generator,
@@ -133,7 +134,7 @@ def spd_eval_metrics(model: ComponentModel,  # the decomposed model
     ci_lo, _ = model.calc_ci(inputs)
     m = {f'l0/{n}': (g > config.ci_threshold).float().sum(-1).mean().item() for n, g in ci_lo.items()}
     m['ci_masked_recon'] = ci_masked_recon_loss(model, x, ci_lo, target_out, config.distance).item()
-    ones = model(x, masks={n: torch.ones(model.C[n], device=x.device) for n in model.module_names}, use_delta=False)
+    ones = model(x, masks={n: torch.ones(model.C[n], device=batch_device(x)) for n in model.module_names}, use_delta=False)
     m['unmasked_recon'] = output_distance(ones, target_out, config.distance).item()
     m['faithfulness'] = faithfulness_loss(model).item()
     return m
@@ -185,8 +186,9 @@ def loss_terms(self: SPD, batch, step: int = 0) -> dict[str, Tensor]:
     if not self._checked: _check_target_runs(self.model, x); self._checked = True
     rank, world = dist_info()
     amp = self.config.amp_dtype is not None
-    with torch.autocast(x.device.type, dtype=getattr(torch, self.config.amp_dtype or 'bfloat16'), enabled=amp):
-        terms = spd_loss_terms(self.model, x, self.config, step, self.mask_generator(x.device),
+    dev = batch_device(x)
+    with torch.autocast(dev.type, dtype=getattr(torch, self.config.amp_dtype or 'bfloat16'), enabled=amp):
+        terms = spd_loss_terms(self.model, x, self.config, step, self.mask_generator(dev),
                                (rank, world) if world > 1 else None, self.loss_state)
     return {k: v.float() for k, v in terms.items()} if amp else terms
 
