@@ -16,7 +16,7 @@ from ..metrics import is_alive
 from ..core import Config, check_positive_int
 from .components import Components
 from .importance import sample_masks
-from .losses import _check_ladder_steps, adversarial_ladder, check_pgd_settings, output_distance, pgd_masks
+from .losses import _check_ladder_steps, adversarial_ladder, check_distance, check_pgd_settings, output_distance, pgd_masks
 from .model import check_component_model
 
 # %% auto #0
@@ -309,7 +309,7 @@ class AdversarialConfig(Config):
     init: str = 'random'  # initial sources: 'random', 'ones' or 'zeros'
     scope: str = 'shared_across_batch'  # one source per component (the evaluation default), or 'unique_per_datapoint', 'per_position'
     layerwise: bool = False  # one layer masked at a time (mean over layers) instead of all layers at once
-    distance: str = 'mse'  # output distance: the run's ('kl' for a classifier trained with KL)
+    distance: str | dict[str, list[int]] = 'mse'  # output distance: the run's ('kl' for a classifier, {'kl_groups': [3, 3, 3]} for heads)
     n_inputs: int = 1000  # held-out inputs: the first n_inputs of x, as one batch
     n_mask_samples: int = 8  # stochastic masks of the step-0 rung (its loss and its accuracy)
     seed: int = 0  # RNG of the random init and of the step-0 masks
@@ -318,13 +318,14 @@ class AdversarialConfig(Config):
         self.steps = sorted(_check_ladder_steps(self.steps))
         check_pgd_settings(max(self.steps), self.step_size, self.init, self.scope)
         check_positive_int(self.n_inputs, 'n_inputs'); check_positive_int(self.n_mask_samples, 'n_mask_samples')
-        if not isinstance(self.distance, str): raise TypeError(f"distance={self.distance!r}: give the name of an output distance, e.g. 'mse' or 'kl'")
-        output_distance(torch.zeros(1, 2), torch.zeros(1, 2), self.distance)  # an unknown name raises here, naming the valid ones
+        if callable(self.distance): raise TypeError(f"distance={self.distance!r}: give an output distance a config can save: 'mse', 'kl' or {{'kl_groups': [...]}}")
+        check_distance(self.distance)
 
     def budget(self) -> str:
         "The budget in words, for titles and reports."
         return (f"{self.scope} sources, sign-gradient step {self.step_size:g}, {self.init} init, "
-                f"{'one layer at a time' if self.layerwise else 'all layers at once'}, {self.distance} distance")
+                f"{'one layer at a time' if self.layerwise else 'all layers at once'}, "
+                f"{self.distance if isinstance(self.distance, str) else 'per-head KL ' + str(list(self.distance['kl_groups']))} distance")
 
 # %% ../../nbs/15_spd.metrics.ipynb #e5b4e7b7
 @dataclasses.dataclass
