@@ -21,7 +21,9 @@ from ..sae.base import SAE, SAEConfig, train_sae
 from ..sae.transcoder import evaluate_transcoder, transcoder, feature_activations, transcoder_data
 from ..metrics import activation_correlation, mean_score_by_label
 from ..plots import new_figure, save_figure
-from ..spd.metrics import collect_ci
+from ..sae.variants import sae_adversarial_ladder
+from ..spd.metrics import AdversarialConfig, AdversarialEval, collect_ci, evaluate_adversarial
+from ..spd.plots import plot_adversarial_ladder
 from ..spd.model import ComponentModel
 from ..spd.train import SPDConfig, load_spd, train_spd
 from ..report import Report, finish_experiment, start_experiment
@@ -317,6 +319,8 @@ class TranscoderVsSPDConfig(Config):
     duplicate_threshold: float = 0.9  # |cos| above which two directions are duplicates
     selective_share: float = 0.5  # share of activation on one digit that makes a feature digit-selective
     n_pairs: int = 16  # matched pairs drawn
+    adversarial: AdversarialConfig | None = dataclasses.field(  # adversarial ladders of SPD and of the stochastic transcoder's gates (seed: the run's); null: off
+        default_factory=lambda: AdversarialConfig(distance='kl'))
     transcoder: SAEConfig = dataclasses.field(default_factory=default_transcoder_config)
     spd: SPDConfig = dataclasses.field(default_factory=default_spd_config)
     renamed = {'stochastic_imp_min': 'stochastic_importance_minimality'}
@@ -335,6 +339,7 @@ class TranscoderVsSPDConfig(Config):
         if not self.stochastic_importance_minimality > 0: raise ValueError(f"stochastic_importance_minimality={self.stochastic_importance_minimality}: expected a positive weight")
         if 'fc1' not in (self.spd.target_modules if isinstance(self.spd.target_modules, Mapping) else list(self.spd.target_modules)):
             raise ValueError(f"spd.target_modules={self.spd.target_modules!r} must decompose fc1, e.g. {{fc1: 64}}")
+        if self.adversarial is not None: self.adversarial = self.adversarial.replace(seed=self.seed)
         self.sync_nested()
 
 
@@ -351,12 +356,16 @@ class ComparisonResult:
     splitting: dict[str, dict[str, Any]]  # per dictionary: splitting_stats
     figures: dict[str, Path]
     timings: dict[str, float]  # seconds per stage
+    adversarial: AdversarialEval | None = None  # SPD's ladder: the MLP's output KL and accuracy under the worst masks of fc1
+    transcoder_ladder: dict[int, float] | None = None  # the stochastic transcoder's ladder over its gates: MSE of its prediction of fc1's output
 
     def metrics(self) -> dict[str, Any]:
         "Every reported number as plain Python (what metrics.json holds)."
         th = self.config.match_threshold
         return {'target_accuracy': self.target_accuracy, 'evals': self.evals, 'splitting': self.splitting,
-                'counts': {k: m.counts(th) for k, m in self.matching.items()}, 'timings_s': self.timings}
+                'counts': {k: m.counts(th) for k, m in self.matching.items()}, 'timings_s': self.timings,
+                **({'spd_adversarial': self.adversarial.summary()} if self.adversarial is not None else {}),
+                **({'transcoder_adversarial': {f'loss_{s}': v for s, v in self.transcoder_ladder.items()}} if self.transcoder_ladder else {})}
 
     def report(self) -> Report:
         "The run's report: fidelity of every model, match counts, splitting, the matching tables, the figures."
@@ -367,6 +376,17 @@ class ComparisonResult:
         r.heading('Fidelity on the test images')
         keys = sorted({k for e in self.evals.values() for k in e})
         r.table(['model', *keys], [[n, *(e.get(k, '') for k in keys)] for n, e in self.evals.items()])
+        if self.adversarial is not None:
+            a = self.adversarial
+            r.heading('Adversarial ladders')
+            r.text(f"SPD: the MLP's output KL to the target and its accuracy under the worst masks of fc1's components PGD finds "
+                   f"within each budget, on {a.n_inputs} test images ({a.budget()}); 0 steps: stochastic masks.")
+            r.table(*a.table())
+            if self.transcoder_ladder:
+                r.text("Stochastic-ablation transcoder: the mean squared error of its prediction of fc1's output when an adversary "
+                       "sets its gates within [CI, 1] (the same steps, step size and scope; 0 steps: stochastic gates). Its unit is "
+                       "the transcoder's own reconstruction error, not the MLP's output KL above.")
+                r.table(['PGD steps', 'reconstruction MSE'], [[s, f'{v:.4g}'] for s, v in self.transcoder_ladder.items()])
         r.heading('Matches')
         counts = {k: m.counts(th) for k, m in self.matching.items()}
         ck = list(next(iter(counts.values())))
@@ -424,6 +444,12 @@ def run_transcoder_vs_spd(config: TranscoderVsSPDConfig | None = None,  # settin
 
     evals = {n: evaluate_transcoder(m, target, x_test, y_test) for n, m in models.items() if n != 'spd'}
     evals['spd'] = spd_fidelity(models['spd'], x_test, y_test, threshold=cfg.spd.ci_threshold)
+    adv, tc_ladder, a = None, None, cfg.adversarial
+    if a is not None:
+        adv = evaluate_adversarial(models['spd'], x_test, y_test, a)
+        tx, ty = transcoder_data(target, x_test[:a.n_inputs])
+        tc_ladder = sae_adversarial_ladder(models['stochastic'], tx, tuple(a.steps), y=ty, step_size=a.step_size, init=a.init,
+                                           scope=a.scope, n_mask_samples=a.n_mask_samples, seed=a.seed)
     comp = models['spd'].components['fc1']
     ci = collect_ci(models['spd'], x_test)['fc1']
     spd_acts = ci if cfg.spd_activation == 'ci' else spd_activations(models['spd'], x_test, kind=cfg.spd_activation)
@@ -454,12 +480,15 @@ def run_transcoder_vs_spd(config: TranscoderVsSPDConfig | None = None,  # settin
                                  'transcoder features by direction (green: |cos|, activation correlation r)')
         figs[f'quality_{n}'] = fdir / f'match_quality_{n}.png'
         plot_match_quality(m, cfg.match_threshold, b_name=f'{n} transcoder', path=figs[f'quality_{n}'])
+    if adv is not None:
+        figs['adversarial_ladder'] = fdir / 'adversarial_ladder.png'
+        plot_adversarial_ladder(adv, path=figs['adversarial_ladder'])
     figs['splitting'] = fdir / 'splitting.png'
     plot_splitting({'SPD (fc1)': splitting['spd'], 'BatchTopK transcoder': splitting['batchtopk'],
                     'stochastic-ablation transcoder': splitting['stochastic']}, path=figs['splitting'])
     lap('figures')
 
-    res = ComparisonResult(cfg, out, float(target_acc), models, evals, matching, splitting, figs, timings)
+    res = ComparisonResult(cfg, out, float(target_acc), models, evals, matching, splitting, figs, timings, adv, tc_ladder)
     finish_experiment(res, res.report(), out)
     return res
 
