@@ -21,6 +21,7 @@ from ..plots import grid, new_figure, save_figure
 from ..report import Report, finish_experiment, start_experiment
 from ..spd.losses import _check_ladder_steps, adversarial_ladder, faithfulness_loss, loss_settings
 from ..spd.metrics import ci_l0
+from ..spd.plots import plot_adversarial_ladder
 from ..spd.model import ComponentModel
 from ..spd.train import SPDConfig, train_spd
 from ..train import History
@@ -28,7 +29,7 @@ from ..train import History
 # %% auto #0
 __all__ = ['LADDER_EVAL_SEED', 'EXPERIMENT', 'tms_recovery', 'random_recovery', 'component_mmcs', 'tms_spd_config', 'TMSConfig',
            'plot_tms_recovery', 'tms_eval_inputs', 'adversarial_check', 'TMSRun', 'train_tms_run', 'pgd_spd_config',
-           'plot_adversarial_ladders', 'TMSResult', 'run_tms']
+           'TMSResult', 'run_tms']
 
 # %% ../../nbs/53_tms.ipynb #a64a7f3b
 def _significant(V: Tensor,  # (n_features, C) reading vectors of one layer's components
@@ -250,22 +251,6 @@ def pgd_spd_config(cfg: TMSConfig,  # the experiment's settings (`persistent_pgd
     if cfg.persistent_pgd is None: raise ValueError("cfg.persistent_pgd is None: there is no PGD-trained run; set its loss row settings")
     return cfg.spd.replace(losses={**cfg.spd.losses, 'persistent_pgd_recon': dict(cfg.persistent_pgd)})
 
-# %% ../../nbs/53_tms.ipynb #d6dcaae7
-def plot_adversarial_ladders(ladders: Mapping[str, Mapping[int, float]],  # {run label: {n_steps: loss}}
-                             path: str | Path | None = None,  # save the figure here (PNG)
-                            ) -> Figure:
-    "The adversarial ladders of several decompositions: worst reconstruction loss against the PGD budget (0: stochastic), log scale."
-    if not ladders: raise ValueError("ladders is empty: pass {run label: adversarial_ladder(...)} for at least one run")
-    steps = sorted({s for lad in ladders.values() for s in lad})
-    fig = new_figure((5.2, 3.6)); ax = fig.subplots()
-    for k, (label, lad) in enumerate(ladders.items()):
-        xs = [steps.index(s) for s in sorted(lad)]
-        ax.semilogy(xs, [lad[s] for s in sorted(lad)], marker='o', color=f'C{k % 10}', label=label)
-    ax.set_xticks(range(len(steps)), ['stochastic' if s == 0 else str(s) for s in steps])
-    ax.set(xlabel='PGD steps (shared sources)', ylabel='reconstruction loss (MSE)', title='adversarial ladder')
-    ax.legend(fontsize=8)
-    return save_figure(fig, path)
-
 # %% ../../nbs/53_tms.ipynb #093916af
 @dataclasses.dataclass
 class TMSResult:
@@ -373,8 +358,9 @@ def run_tms(config: TMSConfig | None = None,  # settings (default: TMSConfig())
     pgd = train_tms_run(target, cfg, pgd_spd_config(cfg), x_eval, progress) if cfg.persistent_pgd is not None else None
     figures = {'recovery': out / 'recovery.png', 'adversarial_ladder': out / 'adversarial_ladder.png'}
     plot_tms_recovery(model, rec, history, path=figures['recovery'])
-    plot_adversarial_ladders({'trained stochastic-only': main.ladder, **({'trained with persistent PGD': pgd.ladder} if pgd else {})},
-                             figures['adversarial_ladder'])
+    plot_adversarial_ladder({'trained stochastic-only': main.ladder, **({'trained with persistent PGD': pgd.ladder} if pgd else {})},
+                            figures['adversarial_ladder'], budget='shared sources, sign-gradient step 0.1, all layers at once',
+                            loss_name='reconstruction loss (MSE)')
     res = TMSResult(cfg, out, int(target_seed), rec, chance, base, seed_mmcs, faith, figures, main.seconds, main.ladder, main.ci_l0,
                     pgd, model, history)
     finish_experiment(res, res.report(), out)

@@ -275,35 +275,54 @@ def plot_stochastic_accuracy(layer_accuracy: Mapping[str, float],  # {layer: acc
     return save_figure(fig, path)
 
 # %% ../../nbs/16_spd.plots.ipynb #0bc0511f
-def plot_adversarial_ladder(adv: AdversarialEval | Mapping[str, AdversarialEval],  # one ladder, or {label: ladder} with the same budget
+def _as_ladders(adv):
+    "{label: AdversarialEval} or {label: {steps: loss}} (plain ladders), one kind only, or a TypeError."
+    evals = {'': adv} if isinstance(adv, AdversarialEval) else dict(adv) if isinstance(adv, Mapping) and adv else None
+    if evals and all(isinstance(v, (int, float)) for v in evals.values()): evals = {'': evals}   # one plain ladder
+    plain = evals is not None and all(isinstance(e, Mapping) and e and all(isinstance(k, int) for k in e) for e in evals.values())
+    if evals is None or not (plain or all(isinstance(e, AdversarialEval) for e in evals.values())):
+        raise TypeError(f"adv must be an AdversarialEval (decomp.spd.metrics.evaluate_adversarial), a {{label: AdversarialEval}}, or "
+                        f"plain ladders {{label: {{steps: loss}}}} (decomp.spd.losses.adversarial_ladder); got {adv!r:.80}")
+    return evals, plain
+
+
+def plot_adversarial_ladder(adv,  # an AdversarialEval, {label: AdversarialEval} (same budget), or plain ladders {label: {steps: loss}}
                             path: str | Path | None = None,  # save the figure here (PNG)
-                            metric: str = 'accuracy',  # name of the metric on the right panel's axis
+                            metric: str = 'accuracy',  # name of the metric on the right panel's axis (AdversarialEval only)
+                            budget: str | None = None,  # the budget in words for plain ladders (an AdversarialEval names its own)
+                            loss_name: str = 'loss',  # the loss axis label for plain ladders
                            ) -> Figure:
-    "Loss and metric vs PGD steps (log x), with the stochastic (rung 0) and CI-masked references as lines; the budget in the title."
-    evals = {'': adv} if isinstance(adv, AdversarialEval) else dict(adv) if isinstance(adv, Mapping) else None
-    if not evals or not all(isinstance(e, AdversarialEval) for e in evals.values()):
-        raise TypeError(f"adv must be an AdversarialEval (decomp.spd.metrics.evaluate_adversarial) or a non-empty {{label: AdversarialEval}}, got {adv!r:.80}")
-    budgets = {e.budget() for e in evals.values()}
-    if len(budgets) > 1: raise ValueError(f"the ladders have different budgets {sorted(budgets)}; compare ladders measured with one AdversarialConfig and n_inputs")
-    if not all(any(s > 0 for s in e.steps) for e in evals.values()):
-        raise ValueError("a ladder has no rung with steps > 0; measure it with AdversarialConfig(steps=[0, 20, ...])")
-    fig = new_figure((11, 3.2 + 0.6 * len(evals)), layout=None); axes = fig.subplots(1, 2)
-    losses = [v for e in evals.values() for v in (*e.loss.values(), e.ci_loss)]
+    "Loss (and, for AdversarialEval, the metric) vs PGD steps (log x), with the stochastic (rung 0) and CI-masked references as lines; the budget in the title."
+    evals, plain = _as_ladders(adv)
+    if plain: budgets = {budget or 'PGD'}
+    else:
+        budgets = {e.budget() for e in evals.values()}
+        if len(budgets) > 1: raise ValueError(f"the ladders have different budgets {sorted(budgets)}; compare ladders measured with one AdversarialConfig and n_inputs")
+    steps_of = lambda e: sorted(e) if plain else e.steps
+    if not all(any(s > 0 for s in steps_of(e)) for e in evals.values()):
+        raise ValueError("a ladder has no rung with steps > 0; measure it with steps=[0, 20, ...]")
+    n_panels = 1 if plain else 2
+    fig = new_figure((5.5 * n_panels, 3.2 + 0.6 * len(evals)), layout=None); axes = list(np.atleast_1d(fig.subplots(1, n_panels)))
+    losses = []
     for i, (label, e) in enumerate(evals.items()):
         col, name = f'C{i}', f'{label}: ' if label else ''
-        rungs = [s for s in e.steps if s > 0]
-        for ax, vals, ref_ci in ((axes[0], e.loss, e.ci_loss), (axes[1], e.accuracy, e.ci_accuracy)):
+        rungs = [s for s in steps_of(e) if s > 0]
+        panels = [(axes[0], e, None)] if plain else [(axes[0], e.loss, e.ci_loss), (axes[1], e.accuracy, e.ci_accuracy)]
+        losses += list(panels[0][1].values()) + ([] if plain else [e.ci_loss])
+        for ax, vals, ref_ci in panels:
             ax.plot(rungs, [vals[s] for s in rungs], 'o-', color=col, label=f'{name}adversarial (worst within n steps)')
             if 0 in vals: ax.axhline(vals[0], color=col, ls='--', lw=1, label=f'{name}stochastic masks: {vals[0]:.3g}')
-            ax.axhline(ref_ci, color=col, ls=':', lw=1.2, label=f'{name}CI as masks: {ref_ci:.3g}')
+            if ref_ci is not None: ax.axhline(ref_ci, color=col, ls=':', lw=1.2, label=f'{name}CI as masks: {ref_ci:.3g}')
     lo, hi = min(losses), max(losses)
     if lo > 0 and hi / lo > 20: axes[0].set_yscale('log')
-    ticks = sorted({s for e in evals.values() for s in e.steps if s > 0})
-    for ax, ylabel in ((axes[0], f'loss ({next(iter(evals.values())).config.distance})'), (axes[1], metric)):
+    ticks = sorted({s for e in evals.values() for s in steps_of(e) if s > 0})
+    ylabels = [loss_name] if plain else [f'loss ({next(iter(evals.values())).config.distance})', metric]
+    for ax, ylabel in zip(axes, ylabels):
         ax.set_xscale('log'); ax.set_xticks(ticks, [str(t) for t in ticks]); ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set(xlabel='PGD steps (budget)', ylabel=ylabel)
         ax.legend(fontsize=7, loc='upper center', bbox_to_anchor=(0.5, -0.2))
-    axes[0].set_title('worst reconstruction found'); axes[1].set_title(f'{metric} under those masks')
+    axes[0].set_title('worst reconstruction found')
+    if not plain: axes[1].set_title(f'{metric} under those masks')
     fig.suptitle(f'adversarial ladder: {budgets.pop()}', fontsize=9); fig.tight_layout()
     return save_figure(fig, path)
 
