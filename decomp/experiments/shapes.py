@@ -20,7 +20,7 @@ from ..sae.base import SAEConfig, collect_activations, evaluate_sae, train_sae
 from ..sae.variants import TopKSAE
 from ..metrics import mean_score_by_label
 from ..plots import new_figure, save_figure
-from ..spd.metrics import DecompositionEval, evaluate_decomposition
+from ..spd.metrics import AdversarialConfig, DecompositionEval, evaluate_decomposition
 from ..spd.plots import plot_decomposition
 from ..spd.train import SPDConfig, make_component_model, train_spd
 from ..train import History
@@ -305,6 +305,7 @@ class ShapesConfig(Config):
     spd_lr_warmup_steps: int = 100  # linear lr warm-up: Adam's first steps would otherwise move V, U by ~lr each, far from W
     spd_losses: dict = dataclasses.field(default_factory=dict)  # SPDConfig.losses settings to change on top of SHAPES_SPD_LOSSES
     spd_overrides: dict = dataclasses.field(default_factory=dict)
+    distance: str | dict[str, list[int]] = dataclasses.field(default_factory=lambda: {'kl_groups': [3, 3, 3]})  # SPD's output distance: one KL per head, summed
     # evaluation and analysis
     n_eval: int = 2700  # held-out images
     threshold: float = 0.1  # CI threshold: active where CI > threshold
@@ -312,6 +313,8 @@ class ShapesConfig(Config):
     lo: float = 0.25  # ignored attribute: sel <= lo
     min_active: int = 20  # components active on fewer eval images are 'rare'
     measure: str = 'rate'  # 'rate' or 'mean' (see attribute_table)
+    adversarial: AdversarialConfig | None = dataclasses.field(  # the adversarial ladder (its distance and seed follow the run's); null: off
+        default_factory=lambda: AdversarialConfig(steps=[0, 20], n_inputs=200))
     # SAE on fc1's input
     sae: bool = True
     sae_features: int = 64
@@ -338,6 +341,7 @@ class ShapesConfig(Config):
         if not 0 <= self.spd_lr_warmup_steps < self.steps:
             raise ValueError(f"spd_lr_warmup_steps={self.spd_lr_warmup_steps!r}: expected 0 <= spd_lr_warmup_steps < steps={self.steps}; "
                              "lower spd_lr_warmup_steps (in a --config file) or raise steps (--steps)")
+        if self.adversarial is not None: self.adversarial = self.adversarial.replace(distance=self.distance, seed=self.seed)
 
     @property
     def layers(self) -> list[str]: return list(LAYERS if self.mode == 'all' else LAYERS[3:])
@@ -346,20 +350,21 @@ class ShapesConfig(Config):
     def fast(cls, **overrides) -> 'ShapesConfig':
         "A configuration that runs in well under a minute on 2 CPU cores (a smoke test, not a result)."
         return cls(**{**dict(C={'conv1': 16, 'conv2': 32, 'conv3': 32, 'fc1': 64, 'fc2': 16}, n_spd=1000, steps=40,
-                             spd_batch_size=32, spd_lr=5e-4, spd_lr_warmup_steps=10, n_eval=540, sae_steps=300, cache=False), **overrides})
+                             spd_batch_size=32, spd_lr=5e-4, spd_lr_warmup_steps=10, n_eval=540, sae_steps=300, cache=False,
+                             adversarial=AdversarialConfig(steps=[0, 5], n_inputs=64)), **overrides})
 
     def run_name(self) -> str:
         "Folder name of this run's cache: mode, seed and a hash of every setting that changes the trained models."
         import hashlib
         keep = {k: v for k, v in self.to_dict().items()
-                if k not in ('n_eval', 'threshold', 'hi', 'lo', 'min_active', 'measure', 'device', 'figures', 'cache')}
+                if k not in ('n_eval', 'threshold', 'hi', 'lo', 'min_active', 'measure', 'adversarial', 'device', 'figures', 'cache')}
         return f"{self.mode}_seed{self.seed}_{hashlib.sha1(repr(sorted(keep.items())).encode()).hexdigest()[:10]}"
 
     def spd_config(self, progress: bool = True) -> SPDConfig:
         "The `SPDConfig` of this run."
         if 'losses' in self.spd_overrides: raise ValueError("spd_overrides has a 'losses' entry; put loss settings in spd_losses (same layout)")
         return SPDConfig.from_dict(dict(target_modules={n: self.C[n] for n in self.layers}, C=None, steps=self.steps,
-                                        batch_size=self.spd_batch_size, lr=self.spd_lr, init='svd', distance='kl',
+                                        batch_size=self.spd_batch_size, lr=self.spd_lr, init='svd', distance=self.distance,
                                         losses={k: {**SHAPES_SPD_LOSSES.get(k, {}), **self.spd_losses.get(k, {})}
                                                 for k in {**SHAPES_SPD_LOSSES, **self.spd_losses}},
                                         ci_threshold=self.threshold, lr_warmup_steps=self.spd_lr_warmup_steps,
@@ -417,6 +422,11 @@ class ShapesResult:
                f"all layers stochastically masked {a['stochastic']:.3f}.")
         r.heading('Decomposition per layer')
         r.table(*ev.table())
+        if ev.adversarial is not None:
+            r.heading('Adversarial ladder')
+            r.text(f"Reconstruction (per-head KL) and mean head accuracy under the worst masks PGD finds within each budget, on "
+                   f"{ev.adversarial.n_inputs} held-out images ({ev.adversarial.budget()}); 0 steps: stochastic masks.")
+            r.table(*ev.adversarial.table())
         r.heading('Atomic vs compositional')
         values = [v for vals in SHAPES_VALUES for v in vals]
         r.text('Classified components per label, then the atomic components of each attribute value.')
@@ -472,7 +482,7 @@ def run_shapes(config: ShapesConfig | None = None,  # the run's settings (defaul
         cm.load_spd_state_dict({k: v.to(dev) for k, v in state['spd'].items()})
         history = History.from_dict(state['history'])
     ev = evaluate_decomposition(cm, test.images, test.labels, threshold=config.threshold, accuracy_fn=head_accuracy,
-                                seed=config.seed, progress=progress)
+                                seed=config.seed, progress=progress, adversarial=config.adversarial)
     ones = head_accuracies(cm, test.images, test.labels, ones=True)
     tgt = head_accuracies(cm, test.images, test.labels, ones=False)
     scores = ev.stats.scores()
