@@ -15,7 +15,7 @@ from .core import check_float, check_positive_int
 # %% auto #0
 __all__ = ['fvu', 'max_cosine', 'mmcs', 'is_alive', 'alive_components', 'mean_score_by_label', 'top_activating',
            'activation_correlation', 'covariance_cosine', 'best_match', 'hungarian_match', 'random_directions',
-           'MatchRate', 'match_rate']
+           'MatchRate', 'match_rate', 'label_grounding']
 
 # %% ../nbs/05_metrics.ipynb #c17dda14
 def fvu(x: Tensor,  # (..., d) targets
@@ -195,3 +195,25 @@ def match_rate(sim: Tensor,  # (m, n) similarities of A's units to B's
     ch = torch.tensor([frac(s) for s in chance_sims])
     return MatchRate(name, float(threshold), frac(sim), float(best_match(sim)[1].median()), float(ch.mean()),
                      float(ch.std()) if len(ch) > 1 else 0.0, None if ceiling_sim is None else frac(ceiling_sim))
+
+# %% ../nbs/05_metrics.ipynb #b09e7ed3
+def label_grounding(active: Tensor,  # (N, C) bool: unit c is active on sample n
+                    labels: Tensor,  # (N,) integer labels in [0, n_labels)
+                    n_labels: int | None = None,  # number of labels (default: labels.max() + 1)
+                   ) -> dict[str, Tensor]:
+    "Per unit: `label` (the one it co-occurs with most), `precision`, `recall`, `lift` (precision / P(label)); NaN for never-active units."
+    if not torch.is_tensor(active) or active.ndim != 2 or active.dtype != torch.bool:
+        raise ValueError(f"active must be a (N, C) bool tensor, got {getattr(active, 'dtype', type(active).__name__)} {tuple(getattr(active, 'shape', ()))}")
+    if not torch.is_tensor(labels) or labels.shape != active.shape[:1] or labels.is_floating_point():
+        raise ValueError(f"labels must be an integer tensor of shape ({active.shape[0]},), got {getattr(labels, 'dtype', '')} {tuple(getattr(labels, 'shape', ()))}")
+    n_labels = int(labels.max()) + 1 if n_labels is None else check_positive_int(n_labels, 'n_labels')
+    if labels.min() < 0 or labels.max() >= n_labels: raise ValueError(f"labels must lie in [0, n_labels={n_labels})")
+    onehot = F.one_hot(labels.long().to(active.device), n_labels).double()              # (N, L)
+    joint = onehot.t() @ active.double()                                                 # (L, C) co-occurrence counts
+    fires, per_label = active.double().sum(0), onehot.sum(0)
+    best, label = joint.max(0)
+    nan = torch.full_like(fires, float('nan'))
+    precision = torch.where(fires > 0, best / fires.clamp_min(1), nan)
+    recall = torch.where(fires > 0, best / per_label[label].clamp_min(1), nan)
+    lift = precision / (per_label[label] / labels.numel())
+    return {'label': label, 'precision': precision.float(), 'recall': recall.float(), 'lift': lift.float()}
