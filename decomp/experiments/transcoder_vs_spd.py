@@ -19,7 +19,7 @@ from ..data import load_mnist
 from ..models import load_or_train_mnist_mlp
 from ..sae.base import SAE, SAEConfig, train_sae
 from ..sae.transcoder import evaluate_transcoder, transcoder, feature_activations, transcoder_data
-from ..metrics import activation_correlation, mean_score_by_label
+from ..metrics import MatchRate, activation_correlation, covariance_cosine, match_rate, mean_score_by_label, random_directions
 from ..plots import new_figure, save_figure
 from ..sae.variants import sae_adversarial_ladder
 from ..spd.metrics import AdversarialConfig, AdversarialEval, collect_ci, evaluate_adversarial
@@ -29,9 +29,10 @@ from ..spd.train import SPDConfig, load_spd, train_spd
 from ..report import Report, finish_experiment, start_experiment
 
 # %% auto #0
-__all__ = ['EXPERIMENT', 'digit_selectivity', 'Matching', 'match_features', 'splitting_stats', 'spd_fidelity', 'spd_activations',
-           'plot_matched_pairs', 'plot_match_quality', 'plot_splitting', 'default_transcoder_config',
-           'default_spd_config', 'TranscoderVsSPDConfig', 'ComparisonResult', 'run_transcoder_vs_spd']
+__all__ = ['EXPERIMENT', 'digit_selectivity', 'Matching', 'match_features', 'controlled_matches', 'splitting_stats',
+           'spd_fidelity', 'spd_activations', 'plot_matched_pairs', 'plot_match_quality', 'plot_splitting',
+           'default_transcoder_config', 'default_spd_config', 'TranscoderVsSPDConfig', 'ComparisonResult',
+           'run_transcoder_vs_spd']
 
 # %% ../../nbs/52_transcoder_vs_spd.ipynb #67c8e49d
 def digit_selectivity(acts: Tensor,  # (N, m) non-negative activations (codes, causal importances)
@@ -138,6 +139,46 @@ def match_features(read_a: Tensor,  # (d_in, C_a) reading directions of A (e.g. 
     return Matching(ia.tolist(), ib.tolist(), _abs_cos(read_a[:, ia], read_b[:, ib]),
                     _abs_cos(write_a[:, ia], write_b[:, ib]) if write_a is not None else None,
                     activation_correlation(A, B), A.mean(0), B.mean(0), da, sa, db, sb)
+
+# %% ../../nbs/52_transcoder_vs_spd.ipynb #03d94ab7
+_MEASURES = ('reads: activation correlation', 'reads: covariance cosine', 'writes: |cos| in the hidden-unit basis',
+             'reads: raw pixel |cos| (documented alternative)')
+
+
+def controlled_matches(sides: Mapping[str, tuple[Tensor, Tensor, Tensor, Tensor]],  # {name: (read (784, m), write (128, m), acts (N, m), alive (m,) bool)}
+                       x: Tensor,  # (N, 784) the held-out images the activities were measured on
+                       read_basis: Tensor,  # (784, r) spans the read space of the random directions (fc1's rows as columns)
+                       pairs: Sequence[tuple[str, str]],  # (A, B) pairs of `sides` to match (A's units are counted)
+                       ceiling: tuple[str, str] | None = None,  # (seed-s run, seed-0 run) of one method: the seed-vs-seed ceiling
+                       threshold: float = 0.7,  # matched when the best similarity exceeds this
+                       draws: int = 5,  # random-direction draws of the chance level
+                       seed: int = 0,  # their RNG
+                      ) -> list[MatchRate]:
+    "Match rates of A's alive units in B under four similarities, each beside random directions (chance) and two seeds (ceiling)."
+    for k in [n for p in pairs for n in p] + list(ceiling or ()):
+        if k not in sides: raise ValueError(f"{k!r} is not one of the sides {list(sides)}")
+    xc = (x - x.mean(0)).double()
+    cov = xc.t() @ xc / max(1, x.shape[0] - 1)
+    hid = torch.eye(next(iter(sides.values()))[1].shape[0])
+    alive = {n: (r[:, a], w[:, a], acts[:, a]) for n, (r, w, acts, a) in sides.items()}
+
+    def sims(a, b):  # the four (m, n) similarity matrices of A's alive units to B's
+        (ra, wa, aa), (rb, wb, ab) = a, b
+        return [activation_correlation(aa, ab), covariance_cosine(ra, rb, cov), _abs_cos(wa, wb), _abs_cos(ra, rb)]
+
+    out = []
+    for an, bn in pairs:
+        a, b = alive[an], alive[bn]
+        k = a[0].shape[1]
+        rand = []
+        for dr in range(draws):
+            g = torch.Generator().manual_seed(seed + dr)
+            R = random_directions(k, read_basis, g)
+            rand.append(sims((R, random_directions(k, hid, g), (xc @ R.double()).float()), b))
+        ceil = sims(alive[ceiling[0]], alive[ceiling[1]]) if ceiling is not None else [None] * 4
+        for i, name in enumerate(_MEASURES):
+            out.append(match_rate(sims(a, b)[i], threshold, [r[i] for r in rand], f'{an} -> {bn}, {name}', ceil[i]))
+    return out
 
 # %% ../../nbs/52_transcoder_vs_spd.ipynb #0055e4ea
 def splitting_stats(read: Tensor,  # (d_in, C) reading directions
@@ -358,12 +399,14 @@ class ComparisonResult:
     timings: dict[str, float]  # seconds per stage
     adversarial: AdversarialEval | None = None  # SPD's ladder: the MLP's output KL and accuracy under the worst masks of fc1
     transcoder_ladder: dict[int, float] | None = None  # the stochastic transcoder's ladder over its gates: MSE of its prediction of fc1's output
+    match_rates: list[MatchRate] = dataclasses.field(default_factory=list)  # controlled_matches: every rate beside chance and the seed ceiling
 
     def metrics(self) -> dict[str, Any]:
         "Every reported number as plain Python (what metrics.json holds)."
         th = self.config.match_threshold
         return {'target_accuracy': self.target_accuracy, 'evals': self.evals, 'splitting': self.splitting,
                 'counts': {k: m.counts(th) for k, m in self.matching.items()}, 'timings_s': self.timings,
+                'match_rates': [m.row() for m in self.match_rates],
                 **({'spd_adversarial': self.adversarial.summary()} if self.adversarial is not None else {}),
                 **({'transcoder_adversarial': {f'loss_{s}': v for s, v in self.transcoder_ladder.items()}} if self.transcoder_ladder else {})}
 
@@ -387,7 +430,16 @@ class ComparisonResult:
                        "sets its gates within [CI, 1] (the same steps, step size and scope; 0 steps: stochastic gates). Its unit is "
                        "the transcoder's own reconstruction error, not the MLP's output KL above.")
                 r.table(['PGD steps', 'reconstruction MSE'], [[s, f'{v:.4g}'] for s, v in self.transcoder_ladder.items()])
-        r.heading('Matches')
+        if self.match_rates:
+            r.heading('Match rates with controls')
+            r.text(f"Fraction of A's alive units whose best match in B exceeds {th:g}, beside random directions (chance: reads in "
+                   "fc1's row space, writes in the 128 hidden units; mean ± sd over draws) and two seeds of the BatchTopK transcoder "
+                   "(ceiling). Writes are compared in the common space of the 128 hidden units (SPD's U pre-ReLU, W_dec post-ReLU).")
+            r.table(['A -> B, similarity', 'matched', 'median best', 'chance', 'seed-vs-seed ceiling'],
+                    [[m.name, f'{m.rate:.2f}', f'{m.median_best:.3f}', f'{m.chance:.2f} ± {m.chance_sd:.2f}',
+                      '' if m.ceiling is None else f'{m.ceiling:.2f}'] for m in self.match_rates])
+        r.heading('Matches (raw counts)')
+        r.text('Counterpart counts by raw pixel cosine, activation and writing direction, without controls (the documented alternative).')
         counts = {k: m.counts(th) for k, m in self.matching.items()}
         ck = list(next(iter(counts.values())))
         r.table(['pair', *ck], [[k, *(v[q] for q in ck)] for k, v in counts.items()])
@@ -465,6 +517,10 @@ def run_transcoder_vs_spd(config: TranscoderVsSPDConfig | None = None,  # settin
     split_kw = dict(duplicate_threshold=cfg.duplicate_threshold, selective_share=cfg.selective_share)
     splitting = {'spd': splitting_stats(spd_side[0], spd_side[2], y_test, write=spd_side[1], alive=spd_alive, **split_kw)}
     for n in ('batchtopk', 'stochastic'): splitting[n] = splitting_stats(sides[n][0], sides[n][2], y_test, write=sides[n][1], **split_kw)
+    basis = target.fc1.weight.detach().t().cpu()
+    ctl = {'spd': (*spd_side[:3], spd_alive), **{n: (*sd, (sd[2] > 0).any(0)) for n, sd in sides.items()}}
+    rates = controlled_matches(ctl, x_test, basis, [('spd', 'batchtopk'), ('spd', 'stochastic'), ('stochastic', 'batchtopk')],
+                               ('baseline', 'batchtopk') if 'baseline' in ctl else None, cfg.match_threshold, seed=cfg.seed)
     lap('evaluate')
 
     figs, fdir = {}, out / 'figures'
@@ -488,7 +544,7 @@ def run_transcoder_vs_spd(config: TranscoderVsSPDConfig | None = None,  # settin
                     'stochastic-ablation transcoder': splitting['stochastic']}, path=figs['splitting'])
     lap('figures')
 
-    res = ComparisonResult(cfg, out, float(target_acc), models, evals, matching, splitting, figs, timings, adv, tc_ladder)
+    res = ComparisonResult(cfg, out, float(target_acc), models, evals, matching, splitting, figs, timings, adv, tc_ladder, rates)
     finish_experiment(res, res.report(), out)
     return res
 
