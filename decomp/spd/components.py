@@ -90,6 +90,20 @@ class Components(nn.Module):
         "Masked output of the layer, in the target module's output layout."
         raise NotImplementedError(f"{type(self).__name__} must implement forward")
 
+    def output_from_inner(self, a: Tensor,  # (*locations, C) inner activations `inner(x)`, computed once elsewhere
+                          mask: Tensor | None = None,  # broadcastable to (*locations, C); None = all ones
+                          delta_out: Tensor | None = None,  # the delta term's unmasked output on the same input, or None
+                          delta_mask: Tensor | None = None,  # (*locations) mask of the delta term; None = 1
+                         ) -> Tensor:
+        "`forward(x, mask, delta, delta_mask)` from `a = inner(x)` and `delta_out`: lets every mask variant of one input share them. Kinds without it raise NotImplementedError (the masked forward then recomputes)."
+        raise NotImplementedError(f"{type(self).__name__} does not implement output_from_inner")
+
+    def delta_from_target(self, y: Tensor,  # the target layer's output on some input x
+                          a: Tensor,  # `inner(x)` on the same input
+                         ) -> Tensor:
+        "The delta term's unmasked output on x, from the target's output: `y - bias - (output of a with all-ones masks)`."
+        raise NotImplementedError(f"{type(self).__name__} does not implement delta_from_target")
+
     def read_directions(self) -> Tensor:
         "What each component reads, `(C, ...)`: vectors `(C, d_in)` (the columns of V) unless a kind has a better layout."
         return self.V.T
@@ -282,15 +296,32 @@ def forward(self: LinearComponents, x: Tensor,  # (..., d_in) layer input
            ) -> Tensor:
     "Masked output `((x @ V) * mask) @ U (+ delta_mask * x @ delta.T) + bias`, shape (..., d_out)."
     x = self.layer_input(x)
-    a = x @ self.V
+    return self.output_from_inner(x @ self.V, mask, None if delta is None else x @ delta.to(x.dtype).T, delta_mask)
+
+
+@patch
+def output_from_inner(self: LinearComponents, a: Tensor,  # (..., C) inner activations x @ V
+                      mask: Tensor | None = None,  # broadcastable to (..., C); None = all ones
+                      delta_out: Tensor | None = None,  # (..., d_out) x @ delta.T, or None
+                      delta_mask: Tensor | None = None,  # (...) mask of the delta term; None = 1
+                     ) -> Tensor:
+    "`(a * mask) @ U (+ delta_mask * delta_out) + bias`, shape (..., d_out): `forward` from precomputed inner activations."
     if mask is not None:
         _check_mask(mask, self.C)
         a = a * mask
     out = a @ self.U
-    if delta is not None:
-        d = x @ delta.to(x.dtype).T
-        out = out + (d if delta_mask is None else d * delta_mask[..., None])
+    if delta_out is not None: out = out + (delta_out if delta_mask is None else delta_out * delta_mask[..., None])
     return out if self.bias is None else out + self.bias
+
+
+@patch
+def delta_from_target(self: LinearComponents, y: Tensor,  # (..., d_out) the target layer's output x @ W.T + bias
+                      a: Tensor,  # (..., C) inner activations x @ V
+                     ) -> Tensor:
+    "`y - bias - a @ U` = `x @ (W - weight).T` up to rounding, (..., d_out): the delta term without a d_in-wide matmul."
+    d = y.to(a.dtype) if self.bias is None else y.to(a.dtype) - self.bias
+    return d - a @ self.U
+
 
 # %% ../../nbs/10_spd.components.ipynb #54941178
 def _pair(v, name: str) -> tuple[int, int]:
@@ -651,6 +682,5 @@ class Conv1DComponents(LinearComponents):
                ) -> Tensor:
         "Masked output `((x @ V) * mask) @ U (+ delta_mask * x @ delta) + bias`, shape (..., d_out)."
         return super().forward(x, mask, None if delta is None else delta.T, delta_mask)
-
 
 _OPTIONAL_KINDS[('transformers.pytorch_utils', 'Conv1D')] = Conv1DComponents

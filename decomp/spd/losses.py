@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ..core import Config, check_float, check_positive_int
 from .importance import batch_noise, sample_masks
-from .model import ComponentModel, batch_device, batch_size, repeat_batch
+from .model import ComponentModel, batch_device, batch_size, repeat_batch, reuse_plan
 
 # %% auto #0
 __all__ = ['ROUTINGS', 'PGD_INITS', 'PGD_SCOPES', 'LOSS_TERMS', 'check_distance', 'output_distance', 'faithfulness_loss',
@@ -200,8 +200,8 @@ def stochastic_recon_losses(model: ComponentModel,  # the decomposed model
             deltas[n] = batch_noise((k, *ci[n].shape[:-1]), 'continuous', generator, shard, device=dev,
                                     dtype=ci[n].dtype).flatten(0, 1)
         if k < V and n not in routes: routes[n] = on[:, j].repeat_interleave(B).to(dev)
-    x_rep = repeat_batch(x, V)
-    out = model(x_rep, masks=masks, delta_masks=deltas or None, routes=routes)
+    on_rows = {n: routes[n] if n in routes else torch.ones(V * B, dtype=torch.bool, device=dev) for n in names}
+    out = model(repeat_batch(x, V), masks=masks, delta_masks=deltas or None, routes=routes, reuse=reuse_plan(ci, x, on_rows))
     d = _per_variant_distance(out, target_out, V, distance)
     res, i = {}, 0
     if all_layers: res['stochastic_recon'] = d[:S].mean(); i = S

@@ -5,7 +5,7 @@
 # %% ../../nbs/12_spd.model.ipynb #5180a241
 from __future__ import annotations
 import contextlib
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import torch
 from fastcore.basics import patch
@@ -16,7 +16,8 @@ from .components import Components, layer_kind, supported_types
 from .importance import CI_KINDS, GlobalSharedMLPCI, lower_leaky_hard_sigmoid, make_ci_fn, upper_leaky_hard_sigmoid
 
 # %% auto #0
-__all__ = ['ComponentModel', 'check_component_model', 'batch_size', 'batch_device', 'repeat_batch']
+__all__ = ['ComponentModel', 'check_component_model', 'batch_size', 'batch_device', 'repeat_batch', 'LayerInputs', 'CISource',
+           'ci_source', 'reuse_plan']
 
 # %% ../../nbs/12_spd.model.ipynb #d4135f75
 def _check_not_mha(target: nn.Module, names: Sequence[str]):
@@ -250,22 +251,33 @@ def _hooks(self: ComponentModel, pre: dict, post: dict):
         for h in handles: h.remove()
 
 
+class LayerInputs(dict):
+    "{name: input of the decomposed layer} in the order the target called the layers; `.batch` is the input `x` they came from and `.outputs` {name: the layer's output}."
+    def __init__(self, batch, *args):
+        super().__init__(*args)
+        self.batch, self.outputs = batch, {}
+
+
 @patch
 def forward_with_cache(self: ComponentModel, x: Tensor | Mapping[str, Tensor],  # target input (B, ...), or a dict of keyword inputs
-                      ) -> tuple[Tensor, dict[str, Tensor]]:
-    "`(target output, {name: input of the decomposed layer})`."
-    cache: dict[str, Tensor] = {}
+                      ) -> tuple[Tensor, LayerInputs]:
+    "`(target output, {name: input of the decomposed layer})`, the layers in call order (a `LayerInputs` dict that also keeps `x` and the layers' outputs)."
+    cache = LayerInputs(x)
     def make(name):
         def pre(mod, args):
             if name in cache:
                 raise ValueError(f"layer {name!r} was called twice in one forward pass; layers used more than once are not supported")
             cache[name] = args[0]
         return pre
-    with self._hooks({n: make(n) for n in self.module_names}, {}):
+    def keep(name):
+        def post(mod, args, out): cache.outputs[name] = out
+        return post
+    with self._hooks({n: make(n) for n in self.module_names}, {n: keep(n) for n in self.module_names}):
         out = self.run_target(x)
     missing = [n for n in self.module_names if n not in cache]
     if missing: raise ValueError(f"layers {missing} were not called by the target's forward pass; decompose layers that are used")
     return out, cache
+
 
 # %% ../../nbs/12_spd.model.ipynb #a615124f
 @patch
@@ -275,24 +287,43 @@ def inner_acts(self: ComponentModel, inputs: Mapping[str, Tensor],  # {name: lay
     return {n: self.components[n].inner(x) for n, x in inputs.items()}
 
 
+class CISource(NamedTuple):
+    "Where a layer's lower-leaky importances came from (`calc_ci` on a `forward_with_cache` cache): what the masked forward reuses."
+    batch: Any  # the model input the cache was computed from
+    order: int  # the layer's place in the target's call order
+    inner: Tensor  # (B, *locations, C) its inner activations (the CI function's input, with its graph)
+    y: Tensor  # the target layer's output on the batch
+
+
+def ci_source(ci: Tensor,  # a lower-leaky importance tensor
+             ) -> CISource | None:
+    "The `CISource` of an importance tensor returned by `calc_ci` on a `forward_with_cache` cache, else None."
+    return getattr(ci, '_spd_source', None)
+
+
 @patch
 def calc_ci(self: ComponentModel, inputs: Mapping[str, Tensor],  # {name: layer input} from forward_with_cache
             return_pre: bool = False,  # also return the pre-sigmoid values
             lower_noise: Mapping[str, Tensor] | None = None,  # {name: (*locations, C) u in [0, 1)}: lower-leaky from 1.05 pre - 0.05 u
            ) -> tuple[dict[str, Tensor], dict[str, Tensor]] | tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
-    "`(ci_lower, ci_upper)`: causal importances per layer, (*locations, C), lower- and upper-leaky."
+    "`(ci_lower, ci_upper)`: causal importances per layer, (*locations, C), lower- and upper-leaky; each lower one computed from a `forward_with_cache` cache by a per-layer CI function carries its `ci_source`."
     self._check_names(list(inputs))
     if self._global_ci is not None:
         missing = [n for n in self.module_names if n not in inputs]
         if missing: raise ValueError(f"the global CI function reads every decomposed layer's input; missing {missing}")
         pres = dict(zip(self.module_names, self._global_ci([self.components[n].layer_input(inputs[n]) for n in self.module_names])))
     else:
-        pres = {}
+        pres, inner = {}, {}
         for n, x in inputs.items():
             comp, f = self.components[n], self.ci_fns[n]
-            pres[n] = f(comp.inner(x) if not f.needs_input else None, comp.layer_input(x) if f.needs_input else None)
+            if not f.needs_input: inner[n] = comp.inner(x)
+            pres[n] = f(inner.get(n), comp.layer_input(x) if f.needs_input else None)
     noise = dict(lower_noise or {})
     lower = {n: lower_leaky_hard_sigmoid(pre if n not in noise else 1.05 * pre - 0.05 * noise[n], self.alpha) for n, pre in pres.items()}
+    if isinstance(inputs, LayerInputs) and self._global_ci is None:  # where each importance came from: the masked forward reuses it
+        for k, n in enumerate(inputs):
+            if n in inner and torch.is_tensor(inputs.outputs.get(n)):
+                lower[n]._spd_source = CISource(inputs.batch, k, inner[n], inputs.outputs[n])
     upper = {n: upper_leaky_hard_sigmoid(pre, self.alpha) for n, pre in pres.items()}
     return (lower, upper, pres) if return_pre else (lower, upper)
 
@@ -302,6 +333,44 @@ class _Once:
     def __init__(self): self.x = None; self.calls = 0
 
 
+def _shares_inner(comp: Components) -> bool:
+    return type(comp).output_from_inner is not Components.output_from_inner
+
+
+def _rows_out(comp: Components, xin: Tensor, idx_on: Tensor | None, m, dm, delta, reuse) -> Tensor:
+    "Component outputs of the rows `idx_on` of `xin` (None: all rows); the clean ones of `reuse` from the shared inner activations."
+    sub = lambda t: xin if t is None else xin[t]
+    if reuse is None or not _shares_inner(comp): return comp(sub(idx_on), m, delta=delta, delta_mask=dm)
+    clean, inner, y = reuse
+    n_on, B = xin.shape[0] if idx_on is None else idx_on.shape[0], inner.shape[0]
+    c = clean if idx_on is None else clean[idx_on]
+    ic, idirty = c.nonzero().squeeze(1), (~c).nonzero().squeeze(1)
+    per_row = lambda t, d: t is not None and t.dim() > d and t.shape[0] == n_on
+    pick = lambda t, i, d: t[i] if per_row(t, d) else t
+    src = (ic if idx_on is None else idx_on[ic]) % B
+    out_c = comp.output_from_inner(inner[src], pick(m, ic, 1), None if delta is None else comp.delta_from_target(y, inner)[src],
+                                   pick(dm, ic, 0))
+    if not idirty.numel(): return out_c
+    dirty = idirty if idx_on is None else idx_on[idirty]
+    out_d = comp(xin[dirty], pick(m, idirty, 1), delta=delta, delta_mask=pick(dm, idirty, 0))
+    return out_c.new_empty((n_on, *out_c.shape[1:])).index_copy(0, ic, out_c).index_copy(0, idirty, out_d)
+
+
+def reuse_plan(ci: Mapping[str, Tensor],  # {layer: lower-leaky importances} from `calc_ci` (with their `ci_source`)
+               x,  # the model input of the masked forward's batch (B rows, before stacking)
+               on: Mapping[str, Tensor],  # {layer: (rows,) bool} the rows of the stacked forward that use its components
+              ) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
+    "`reuse` for `ComponentModel.forward`: a row's input to a layer is the cached one when no layer the target calls before it uses components in that row; {} unless every importance came from `calc_ci` on a cache of this very `x`."
+    srcs = {n: ci_source(c) for n, c in ci.items()}
+    if not srcs or any(s is None or s.batch is not x for s in srcs.values()): return {}
+    plan, busy = {}, None
+    for n in sorted(srcs, key=lambda n: srcs[n].order):
+        s = srcs[n]
+        plan[n] = (~busy if busy is not None else torch.ones_like(on[n]), s.inner, s.y)
+        busy = on[n] if busy is None else busy | on[n]
+    return plan
+
+
 @patch
 def forward(self: ComponentModel, x: Tensor | Mapping[str, Tensor],  # target input (B, ...), or a dict of keyword inputs
             masks: Mapping[str, Tensor] | None = None,  # {name: (..., C) mask}; layers without one run as the target
@@ -309,9 +378,11 @@ def forward(self: ComponentModel, x: Tensor | Mapping[str, Tensor],  # target in
             routes: Mapping[str, Tensor] | None = None,  # {name: (rows,) bool}: rows using components (others: target);
                                                          # a routed layer's masks cover all rows or only the routed ones
             use_delta: bool | None = None,  # override the model's use_delta for this call
+            reuse: Mapping[str, tuple[Tensor, Tensor, Tensor]] | None = None,  # {name: (clean (rows,) bool, inner, y)}: row i with
+                     # clean[i] has the cached input of batch row i % B, whose inner activations and target output are reused
            ) -> Tensor:
     "Target output with the layers named in `masks` (or `delta_masks`) replaced by their masked components."
-    masks, delta_masks, routes = dict(masks or {}), dict(delta_masks or {}), dict(routes or {})
+    masks, delta_masks, routes, reuse = dict(masks or {}), dict(delta_masks or {}), dict(routes or {}), dict(reuse or {})
     use_delta = self.use_delta if use_delta is None else use_delta
     if delta_masks and not use_delta:
         raise ValueError("delta_masks given but use_delta is False; build the model with use_delta=True or pass use_delta=True")
@@ -325,22 +396,28 @@ def forward(self: ComponentModel, x: Tensor | Mapping[str, Tensor],  # target in
         def pre_hook(mod, args, n=n, st=st):
             if st.calls: raise ValueError(f"layer {n!r} was called twice in one forward pass; layers used more than once are not supported")
             st.calls, st.x = 1, args[0]
-            r = routes.get(n)
+            r, ru = routes.get(n), reuse.get(n)
             if r is None: return (st.x[:0],)  # the target computes nothing: every row uses components
-            return (st.x[~r],)
+            if r.shape != st.x.shape[:1] or r.dtype != torch.bool:
+                raise ValueError(f"routes[{n!r}] must be a bool tensor of shape ({st.x.shape[0]},), got {r.dtype} {tuple(r.shape)}")
+            if ru is not None and ru[0].shape != r.shape:
+                raise ValueError(f"reuse[{n!r}]: clean has shape {tuple(ru[0].shape)} for a stacked input of {r.shape[0]} rows")
+            return (st.x[~r if ru is None else ~r & ~ru[0]],)  # clean target rows: the cached output
         def post_hook(mod, args, tgt_out, n=n, st=st):
             xin = st.x; st.x = None
-            m, dm, r = masks.get(n), delta_masks.get(n), routes.get(n)
+            m, dm, r, ru = masks.get(n), delta_masks.get(n), routes.get(n), reuse.get(n)
             delta = self.target_weight(n) - comps[n].weight if use_delta else None
-            if r is None: return comps[n](xin, m, delta=delta, delta_mask=dm).to(tgt_out.dtype)  # float32 components, target's dtype
-            if r.shape != xin.shape[:1] or r.dtype != torch.bool:
-                raise ValueError(f"routes[{n!r}] must be a bool tensor of shape ({xin.shape[0]},), got {r.dtype} {tuple(r.shape)}")
-            idx_on, idx_off = r.nonzero().squeeze(1), (~r).nonzero().squeeze(1)
+            if r is None and ru is None: return comps[n](xin, m, delta=delta, delta_mask=dm).to(tgt_out.dtype)  # float32 components, target's dtype
+            if r is None: return _rows_out(comps[n], xin, None, m, dm, delta, ru).to(tgt_out.dtype)
+            idx_on = r.nonzero().squeeze(1)
             rows = lambda t: t[idx_on] if t is not None and t.dim() > 1 and t.shape[0] == xin.shape[0] else t
             dm_on = dm[idx_on] if dm is not None and dm.shape[:1] == xin.shape[:1] else dm
-            on = comps[n](xin[idx_on], rows(m), delta=delta, delta_mask=dm_on)
+            on = _rows_out(comps[n], xin, idx_on, rows(m), dm_on, delta, ru)
             out = on.new_empty((xin.shape[0], *on.shape[1:]))
-            return out.index_copy(0, idx_on, on).index_copy(0, idx_off, tgt_out.to(on.dtype)).to(tgt_out.dtype)
+            if ru is None: return out.index_copy(0, idx_on, on).index_copy(0, (~r).nonzero().squeeze(1), tgt_out.to(on.dtype)).to(tgt_out.dtype)
+            cached = (~r & ru[0]).nonzero().squeeze(1)
+            out = out.index_copy(0, idx_on, on).index_copy(0, (~r & ~ru[0]).nonzero().squeeze(1), tgt_out.to(on.dtype))
+            return out.index_copy(0, cached, ru[2][cached % ru[1].shape[0]].to(on.dtype)).to(tgt_out.dtype)
         pre[n], post[n] = pre_hook, post_hook
     with self._hooks(pre, post):
         return self.run_target(x)
