@@ -321,11 +321,15 @@ class AdversarialConfig(Config):
         if callable(self.distance): raise TypeError(f"distance={self.distance!r}: give an output distance a config can save: 'mse', 'kl' or {{'kl_groups': [...]}}")
         check_distance(self.distance)
 
+    def distance_name(self) -> str:
+        "The distance in words: 'mse', 'kl' or 'per-head KL [3, 3, 3]'."
+        return self.distance if isinstance(self.distance, str) else f"per-head KL {list(self.distance['kl_groups'])}"
+
     def budget(self) -> str:
         "The budget in words, for titles and reports."
         return (f"{self.scope} sources, sign-gradient step {self.step_size:g}, {self.init} init, "
                 f"{'one layer at a time' if self.layerwise else 'all layers at once'}, "
-                f"{self.distance if isinstance(self.distance, str) else 'per-head KL ' + str(list(self.distance['kl_groups']))} distance")
+                f"{self.distance_name()} distance")
 
 # %% ../../nbs/15_spd.metrics.ipynb #e5b4e7b7
 @dataclasses.dataclass
@@ -354,7 +358,7 @@ class AdversarialEval:
 
     def table(self) -> tuple[list[str], list[list[str]]]:
         "`(header, rows)`: masks, PGD steps, loss, accuracy, one row per masking (what `to_markdown` prints)."
-        header = ['masks', 'PGD steps', f'loss ({self.config.distance})', 'accuracy']
+        header = ['masks', 'PGD steps', f'loss ({self.config.distance_name()})', 'accuracy']
         return header, [[r['masks'], '' if r['steps'] is None else str(r['steps']), f"{r['loss']:.4g}", f"{r['accuracy']:.4f}"]
                         for r in self.rows()]
 

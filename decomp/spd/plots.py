@@ -316,7 +316,7 @@ def plot_adversarial_ladder(adv,  # an AdversarialEval, {label: AdversarialEval}
     lo, hi = min(losses), max(losses)
     if lo > 0 and hi / lo > 20: axes[0].set_yscale('log')
     ticks = sorted({s for e in evals.values() for s in steps_of(e) if s > 0})
-    ylabels = [loss_name] if plain else [f'loss ({next(iter(evals.values())).config.distance})', metric]
+    ylabels = [loss_name] if plain else [f'loss ({next(iter(evals.values())).config.distance_name()})', metric]
     for ax, ylabel in zip(axes, ylabels):
         ax.set_xscale('log'); ax.set_xticks(ticks, [str(t) for t in ticks]); ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set(xlabel='PGD steps (budget)', ylabel=ylabel)
