@@ -367,7 +367,7 @@ def load_or_train_shapes_cnn(seed: int = 0,  # initialisation, data and shufflin
     model, metrics = _load_or_train(name, model, cache, train_eval)
     return model, metrics['test_accuracy']
 
-# %% ../nbs/04_models.ipynb #d39b0484
+# %% ../nbs/04_models.ipynb #b44afd60
 def repeated_tokens(n: int,  # sequences
                     vocab: int = 32,  # vocabulary size (at least seq_len: the tokens before the repeat are distinct)
                     seq_len: int = 16,  # tokens per sequence
@@ -385,7 +385,7 @@ def repeated_tokens(n: int,  # sequences
     repeated = t >= (seq_len - L)[:, None]                                              # the last L positions repeat
     return tokens.gather(1, torch.where(repeated, t - L[:, None], t)), repeated
 
-# %% ../nbs/04_models.ipynb #29526c14
+# %% ../nbs/04_models.ipynb #c00e751a
 class CausalSelfAttention(nn.Module):
     "Multi-head causal self-attention, batch first: fused `qkv` and `out` projections (`nn.Linear`); the pattern passes through `pattern` (an `nn.Identity` hook point)."
 
@@ -402,14 +402,15 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, h: Tensor,  # (batch, seq, d_model) residual stream
                ) -> Tensor:  # (batch, seq, d_model) what the heads write
-        B, T, D = h.shape
-        q, k, v = self.qkv(h).view(B, T, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)  # each (B, H, T, d_head)
+        qkv = self.qkv(h)                                  # its rows, not h's, set the batch (a replaced qkv may stack variants)
+        B, T, D = qkv.shape[0], qkv.shape[1], self.d_model
+        q, k, v = qkv.view(B, T, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4)  # each (B, H, T, d_head)
         scores = q @ k.transpose(-1, -2) / math.sqrt(D // self.n_heads)
         scores = scores.masked_fill(torch.ones(T, T, dtype=torch.bool, device=h.device).triu(1), float('-inf'))
         pattern = self.pattern(scores.softmax(-1))                                                # (B, H, T_query, T_key)
         return self.out((pattern @ v).transpose(1, 2).reshape(B, T, D))
 
-# %% ../nbs/04_models.ipynb #c429a388
+# %% ../nbs/04_models.ipynb #69150ad2
 class TransformerBlock(nn.Module):
     "`h + attn(h)`, then `h + fc_out(relu(fc_in(h)))` when the block has an MLP."
 
@@ -429,7 +430,7 @@ class TransformerBlock(nn.Module):
         h = h + self.attn(h)
         return h + self.fc_out(F.relu(self.fc_in(h))) if hasattr(self, 'fc_in') else h
 
-# %% ../nbs/04_models.ipynb #a80c20b6
+# %% ../nbs/04_models.ipynb #2d626729
 class TinyTransformer(nn.Module):
     "A small decoder-only transformer on token ids `(batch, seq)` -> logits `(batch, seq, vocab)`: embeddings, `n_layers` blocks, unembedding; no layer norm."
 
@@ -459,7 +460,7 @@ class TinyTransformer(nn.Module):
         for block in self.blocks: h = block(h)
         return self.unembed(h)
 
-# %% ../nbs/04_models.ipynb #5febca3d
+# %% ../nbs/04_models.ipynb #17ed2fb7
 @contextmanager
 def recording_attention(model: nn.Module,  # a model with CausalSelfAttention modules (e.g. a TinyTransformer)
                        ) -> Iterator[dict[str, Tensor]]:
@@ -475,7 +476,7 @@ def recording_attention(model: nn.Module,  # a model with CausalSelfAttention mo
     finally:
         for h in handles: h.remove()
 
-# %% ../nbs/04_models.ipynb #43ddb4ab
+# %% ../nbs/04_models.ipynb #2233e296
 def induction_accuracy(logits: Tensor,  # (batch, seq, vocab) next-token logits
                        ids: Tensor,  # (batch, seq) the token ids
                        repeated: Tensor,  # (batch, seq) bool: positions of the repeat (from `repeated_tokens`)
@@ -497,7 +498,7 @@ def next_token_loss(model: nn.Module,  # (batch, seq) ids -> (batch, seq, vocab)
     logits = model(ids)[:, :-1]
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1))
 
-# %% ../nbs/04_models.ipynb #67e285db
+# %% ../nbs/04_models.ipynb #beeeac8b
 def train_induction(model: TinyTransformer,  # trained in place
                     steps: int = 2000,  # optimizer steps
                     batch_size: int = 128,  # sequences per step
@@ -517,7 +518,7 @@ def train_induction(model: TinyTransformer,  # trained in place
     model.eval()
     return history.series('next_token')[1].astype(np.float32)
 
-# %% ../nbs/04_models.ipynb #1ae3449c
+# %% ../nbs/04_models.ipynb #f014a133
 def load_or_train_induction(vocab: int = 32,  # TinyTransformer settings
                             seq_len: int = 16,
                             d_model: int = 32,
