@@ -115,6 +115,27 @@ def bench(name, sae, x, y, reps):
             'dense_steps_s': 1 / tb, 'recon_max_abs_diff': err, 'raw': t}
 
 
+def bench_dead(sae, x, reps):
+    "Half the dictionary dead (AuxK active, k_aux = d_in // 2 of 2048 dead: density 0.19): decomp's step as it chooses the AuxK decode, and forced sparse."
+    import decomp.sae.base as base
+    n_dead = N_FEAT // 2
+    with torch.no_grad(): sae.b_enc[n_dead:] = -10.0  # never selected: they stay dead
+    sae.samples_since_fired[n_dead:] = 10 ** 9
+    dec = DecompStep(sae)
+    def forced_sparse():
+        saved, base.AUXK_DENSE_FROM = base.AUXK_DENSE_FROM, float('inf')
+        try: dec(x)
+        finally: base.AUXK_DENSE_FROM = saved
+    A = torch.randn(BATCH, D_IN); Bm = torch.randn(D_IN, N_FEAT)
+    t = interleaved({'matmul': lambda: A @ Bm, 'decomp': lambda: dec(x), 'decomp_sparse_auxk': forced_sparse}, reps=reps)
+    tm = med(t['matmul'])
+    k_aux = D_IN // 2
+    return {'name': 'batchtopk_sae_half_dead', 'n_dead': n_dead, 'k_aux': k_aux, 'density': k_aux / n_dead,
+            'dense_from': base.AUXK_DENSE_FROM, 'matmul_s': tm, 'decomp_s': med(t['decomp']),
+            'decomp_sparse_auxk_s': med(t['decomp_sparse_auxk']), 'decomp_over_matmul': med(t['decomp']) / tm,
+            'sparse_auxk_over_matmul': med(t['decomp_sparse_auxk']) / tm, 'raw': t}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--reps', type=int, default=5)
@@ -131,6 +152,11 @@ def main():
         tc = transcoder('batchtopk', D_IN, D_TC_OUT, N_FEAT, k=K, seed=0)
         with torch.no_grad(): tc.b_dec.copy_(y.mean(0))
         res['results'].append(bench('batchtopk_transcoder', tc, x, y, args.reps))
+    dead_sae = BatchTopKSAE(D_IN, N_FEAT, K, seed=0)
+    with torch.no_grad(): dead_sae.b_dec.copy_(x.mean(0))
+    res['half_dead'] = hd = bench_dead(dead_sae, x, args.reps)
+    print(f"half dead (AuxK, density {hd['density']:.2f}): matmul {hd['matmul_s']*1e3:.1f} ms | decomp {hd['decomp_s']*1e3:.1f} ms = "
+          f"{hd['decomp_over_matmul']:.2f}x | forced sparse AuxK {hd['decomp_sparse_auxk_s']*1e3:.1f} ms = {hd['sparse_auxk_over_matmul']:.2f}x", flush=True)
     for r in res['results']:
         print(f"{r['name']:21s} matmul {r['matmul_s']*1e3:7.1f} ms | decomp {r['decomp_s']*1e3:7.1f} ms = {r['decomp_over_matmul']:5.2f}x matmul | "
               f"dense {r['dense_s']*1e3:7.1f} ms = {r['dense_over_matmul']:5.2f}x matmul | speedup {r['speedup']:4.2f}x", flush=True)
