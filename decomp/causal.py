@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from .metrics import alive_components
 from .core import Config, check_finite, check_float, check_positive_int, get_device
-from .spd.model import ComponentModel, check_component_model
+from .spd.model import ComponentModel, check_component_model, repeat_batch
 
 # %% auto #0
 __all__ = ['ACTIVATIONS', 'LassoResult', 'lasso_predictors', 'StepwiseResult', 'stepwise_regression', 'weight_paths',
@@ -407,14 +407,15 @@ class _Stop(Exception):
 
 def _variant_inputs(cm: ComponentModel, x: Tensor, upstream: str, downstream: str, ci_up: Tensor, off: Tensor) -> Tensor:
     """Downstream-layer inputs (len(off) * B, ...) with the upstream layer at CI masks, minus component `off[r]` in variant r
-    (`off[r] = -1`: nothing switched off)."""
-    comp = cm.components[upstream]
+    (`off[r] = -1`: nothing switched off). The target runs on the batch stacked len(off) times, so that paths around the
+    upstream layer (residual streams) carry the variants too."""
+    comp, B, k = cm.components[upstream], len(x), len(off)
     st = {}
     def pre_up(mod, args):
         st['x'] = args[0]
         return (args[0][:0],)  # the target layer computes nothing; its output is replaced below
     def post_up(mod, args, out):
-        xu = st.pop('x')
+        xu = st.pop('x')[:B]  # the batch runs k times stacked (every path, residual ones too, carries the variants): copy 0
         delta = cm.target_weight(upstream) - comp.weight if cm.use_delta else None
         y_on = comp(xu, ci_up, delta=delta)
         g = ci_up * comp.inner(xu)  # (B, *locations, C1)
@@ -425,7 +426,7 @@ def _variant_inputs(cm: ComponentModel, x: Tensor, upstream: str, downstream: st
     def pre_down(mod, args): raise _Stop(args[0])
     mod_up, mod_dn = cm.target.get_submodule(upstream), cm.target.get_submodule(downstream)
     hs = [mod_up.register_forward_pre_hook(pre_up), mod_up.register_forward_hook(post_up), mod_dn.register_forward_pre_hook(pre_down)]
-    try: cm.target(x)
+    try: cm.target(repeat_batch(x, k))
     except _Stop as s: x2 = s.x
     else: raise ValueError(f"layer {downstream!r} was not called in the forward pass; pick a downstream layer the model uses")
     finally:

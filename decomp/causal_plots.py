@@ -219,7 +219,7 @@ def write_causal_figures(result: CausalResult,  # what analyze_causal returned
                          out_dir: str | Path | None = None,  # folder for the PNGs (default output_dir(experiment, 'causal'))
                          experiment: str = 'causal',  # experiment name used for the default folder
                         ) -> dict[str, Path]:
-    "Write every causal-analysis figure as PNG; returns {figure name: path} (names in `FIGURES`)."
+    "Write every causal-analysis figure as PNG; returns {figure name: path} (names in `FIGURES`; no weight-path figures when the paths are undefined)."
     if not isinstance(result, CausalResult): raise TypeError(f"result must be a CausalResult, got {type(result).__name__}")
     out = Path(out_dir) if out_dir is not None else output_dir(experiment, 'causal')
     out.mkdir(parents=True, exist_ok=True)
@@ -228,8 +228,10 @@ def write_causal_figures(result: CausalResult,  # what analyze_causal returned
     plot_effect_matrix(r.effect, lu, ld, names=names, path=paths['causal_effect_matrix'])
     plot_effect_matrix(r.effect, lu, ld, mask=r.sparse_mask, names=names, path=paths['causal_effect_matrix_sparse'])
     plot_causal_graph(r.effect, r.sparse_mask, lu, ld, layout=r.layout, names=names, path=paths['causal_graph_sparse'])
-    plot_weight_paths(r.weight_paths, lu, ld, names=names, path=paths['weight_path_matrix'])
-    plot_sign_agreement(r.effect, r.weight_paths, r.predicted, r.sparse_mask, path=paths['sign_agreement'])
+    if torch.isfinite(r.weight_paths).all():  # undefined (NaN) when the downstream layer does not read the upstream's output directly
+        plot_weight_paths(r.weight_paths, lu, ld, names=names, path=paths['weight_path_matrix'])
+        plot_sign_agreement(r.effect, r.weight_paths, r.predicted, r.sparse_mask, path=paths['sign_agreement'])
+    else: del paths['weight_path_matrix'], paths['sign_agreement']
     plot_ci_correlation(r.ci_corr, [f'{result.upstream}:{l}' for l in lu] + [f'{result.downstream}:{l}' for l in ld],
                         n_up=len(lu), path=paths['ci_correlation_matrix'])
     plot_connectivity(r.lasso.coef, lu, ld, r2=r.lasso.r2, names=names, path=paths['feature_connectivity_matrix'])
