@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from ..causal import CausalConfig, CausalResult, analyze_causal
-from ..causal_plots import plot_causal_graph, plot_effect_matrix
+from ..causal_plots import write_causal_figures
 from ..core import Config, check_positive_int, get_device
 from ..metrics import alive_components
 from ..models import induction_accuracy, load_or_train_induction, recording_attention, repeated_tokens
@@ -178,7 +178,7 @@ class InductionConfig(Config):
     n_ablate: list[int] = dataclasses.field(default_factory=lambda: [1, 2, 4, 8])  # ablation sizes k
     control_draws: int = 20  # random draws of k alive components per size
     run_causal: bool = True  # causal analysis between causal_layers
-    causal_layers: list[str] = dataclasses.field(default_factory=lambda: ['blocks.1.attn.qkv', 'blocks.1.attn.out'])  # (upstream, downstream)
+    causal_layers: list[str] = dataclasses.field(default_factory=lambda: ['blocks.0.attn.out', 'blocks.1.attn.qkv'])  # (upstream, downstream): layer 0 writing into layer 1's queries/keys/values, across the residual stream
     causal: CausalConfig = dataclasses.field(default_factory=induction_causal_config)
     spd: SPDConfig = dataclasses.field(default_factory=induction_spd_config)
     nested_sync = {'spd': {'steps': 'steps', 'seed': 'seed', 'device': 'device'}, 'causal': {'seed': 'seed', 'device': 'device'}}
@@ -366,11 +366,7 @@ def run_induction(config: InductionConfig | None = None,  # settings (default: I
     causal = None
     if cfg.run_causal:
         causal = analyze_causal(model, ids, *cfg.causal_layers, cfg.causal, progress=progress)
-        names = (causal.upstream, causal.downstream)   # attention sits between them: no weight paths, so only the measured effects
-        figures['causal_effect_matrix'], figures['causal_graph'] = out / 'causal_effect_matrix.png', out / 'causal_graph.png'
-        plot_effect_matrix(causal.effect, causal.labels_up, causal.labels_down, names=names, path=figures['causal_effect_matrix'])
-        plot_causal_graph(causal.effect, causal.sparse_mask, causal.labels_up, causal.labels_down, layout=causal.layout, names=names,
-                          path=figures['causal_graph'])
+        figures.update(write_causal_figures(causal, out / 'causal'))
     res = InductionResult(cfg, out, target_acc, ci_masked, l0, {n: int(a.sum()) for n, a in alive.items()}, ablations, attention, causal,
                           figures, seconds, model, history)
     finish_experiment(res, res.report(), out)
