@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #41e5a580
 from __future__ import annotations
-import gzip, importlib.resources, math, pickle
+import gzip, importlib.resources, json, math, pickle
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, NamedTuple
 
@@ -12,13 +12,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
+from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from .core import check_finite, check_float, check_positive_int, output_dir
 
 # %% auto #0
 __all__ = ['MNIST_HELP', 'SHAPES', 'COLOURS', 'SIZES', 'SIZE_FRACTIONS', 'sparse_features', 'ToyDictionary', 'data_loader',
-           'Batcher', 'MNIST', 'read_idx', 'load_mnist', 'render_shapes', 'ShapesColours']
+           'ActivationCache', 'write_activation_cache', 'Batcher', 'MNIST', 'read_idx', 'load_mnist', 'render_shapes',
+           'ShapesColours']
 
 # %% ../nbs/01_data.ipynb #07587f56
 def sparse_features(n: int,  # number of samples
@@ -113,6 +115,69 @@ def data_loader(dataset: torch.utils.data.Dataset,  # any map-style dataset
     return torch.utils.data.DataLoader(dataset, batch_size=check_positive_int(batch_size, 'batch_size'), shuffle=shuffle,
                                        generator=torch.Generator().manual_seed(int(seed)), **kwargs)
 
+# %% ../nbs/01_data.ipynb #96deab75
+class ActivationCache:
+    "Rows of named tensors on disk in shards (`write_activation_cache`), read one shard at a time (at most two in memory)."
+    def __init__(self, folder: str | Path,  # a folder written by write_activation_cache
+                ):
+        self.folder = Path(folder)
+        meta = self.folder / 'cache.json'
+        if not meta.is_file():
+            raise FileNotFoundError(f"{str(self.folder)!r} is not an activation cache (no cache.json); write one with write_activation_cache")
+        m = json.loads(meta.read_text())
+        self.names, self.shard_rows = list(m['names']), [int(r) for r in m['shard_rows']]
+        self.offsets = np.concatenate([[0], np.cumsum(self.shard_rows)])
+        self.n = int(self.offsets[-1])
+        self.reads: list[int] = []  # the shards in the order they were read from disk (a log)
+        self._loaded: dict[int, dict[str, Tensor]] = {}
+
+    def __len__(self) -> int: return self.n
+
+    def __repr__(self): return f"ActivationCache({str(self.folder)!r}: {self.n} rows of {self.names} in {len(self.shard_rows)} shards)"
+
+    def shard(self, i: int,  # shard index
+             ) -> dict[str, Tensor]:
+        "The tensors of shard `i` ({name: (rows_i, ...)}), read from disk unless it is one of the two in memory."
+        if not 0 <= i < len(self.shard_rows): raise IndexError(f"shard {i} out of range: the cache has {len(self.shard_rows)} shards")
+        if i not in self._loaded:
+            if len(self._loaded) >= 2: self._loaded.pop(next(iter(self._loaded)))
+            self._loaded[i] = load_file(str(self.folder / f'shard_{i:05d}.safetensors'))
+            self.reads.append(i)
+        return self._loaded[i]
+
+
+def write_activation_cache(folder: str | Path,  # where the shards go (created; must not hold a cache already)
+                           batches,  # iterable of row batches: a tensor (b, ...), a tuple of tensors, or a dict {name: (b, ...)}
+                           shard_rows: int = 65536,  # rows per shard (the last one may be shorter)
+                          ) -> ActivationCache:
+    "Stream `batches` of rows into shards of `shard_rows` rows on disk; returns the cache (tuples are named x, y, ...)."
+    check_positive_int(shard_rows, 'shard_rows')
+    folder = Path(folder)
+    if (folder / 'cache.json').exists(): raise FileExistsError(f"{str(folder)!r} already holds an activation cache; use a new folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    names, buf, rows, written = None, [], 0, []
+    def flush(upto: int):
+        nonlocal buf, rows
+        cat = {k: torch.cat([b[k] for b in buf]) for k in names}
+        save_file({k: v[:upto].contiguous() for k, v in cat.items()}, str(folder / f'shard_{len(written):05d}.safetensors'))
+        written.append(upto)
+        buf, rows = ([{k: v[upto:] for k, v in cat.items()}], cat[names[0]].shape[0] - upto)
+    for b in batches:
+        d = dict(b) if isinstance(b, Mapping) else dict(zip('xyzw', b)) if isinstance(b, (tuple, list)) else {'x': b}
+        if names is None: names = list(d)
+        if list(d) != names: raise ValueError(f"every batch needs the same tensors {names}, got {list(d)}")
+        lens = {k: v.shape[0] if torch.is_tensor(v) and v.ndim else None for k, v in d.items()}
+        if len(set(lens.values())) != 1 or None in lens.values():
+            raise ValueError(f"a batch's tensors must share their first (row) dimension, got {lens}")
+        n = next(iter(lens.values()))
+        for v in d.values(): check_finite(v, 'activations')
+        buf.append({k: v.detach().cpu() for k, v in d.items()}); rows += n
+        while rows >= shard_rows: flush(shard_rows)
+    if names is None: raise ValueError("batches yielded nothing: an activation cache needs at least one row")
+    if rows: flush(rows)
+    (folder / 'cache.json').write_text(json.dumps({'names': names, 'shard_rows': written}))
+    return ActivationCache(folder)
+
 # %% ../nbs/01_data.ipynb #386c4e7a
 def _first_dim(data) -> int:
     "The shared sample count of a tensor, or of a tuple/dict of tensors, or a clear error."
@@ -153,20 +218,22 @@ def _iter_batches(data):
 class Batcher:
     "Step-addressed batches: `batcher(step)` is the batch of training step `step`, the same after a resume from `state()`."
     def __init__(self,
-                 data,  # tensor (N, ...), tuple/dict of tensors (N, ...), callable(batch_size, generator) -> batch, or iterable of batches
+                 data,  # tensor (N, ...), tuple/dict of tensors (N, ...), an ActivationCache, callable(batch_size, generator) -> batch, or iterable of batches
                  batch_size: int,  # samples per batch (tensor data and callables)
                  seed: int = 0,  # seeds the permutations (tensor data) and the generator passed to a callable
                  device: str | torch.device | None = None,  # move batches here (None: leave them where they are)
                 ):
         self.batch_size, self.seed = check_positive_int(batch_size, 'batch_size'), int(seed)
         self.device = None if device is None else torch.device(device)
-        if torch.is_tensor(data) or isinstance(data, (tuple, dict)): self.kind = 'tensor'
+        if isinstance(data, ActivationCache): self.kind = 'cache'
+        elif torch.is_tensor(data) or isinstance(data, (tuple, dict)): self.kind = 'tensor'
         elif callable(data): self.kind = 'callable'
         elif isinstance(data, Iterable): self.kind = 'iterable'
         else:
             raise TypeError(f"data must be a tensor (or a tuple/dict of tensors), a callable(batch_size, generator) or an "
                             f"iterable of batches; got {type(data).__name__}")
         self.data, self._perms, self._it, self._pos = data, {}, None, 0
+        if self.kind == 'cache': self.n = len(data)
         if self.kind == 'tensor':
             self.n = _first_dim(data)
             for t in _tensors(data): check_finite(t, 'data')
@@ -195,6 +262,22 @@ def _indices(self: Batcher, step: int) -> Tensor:
         pos += hi - lo
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
+
+@patch
+def _cache_rows(self: Batcher, step: int):
+    "Batch `step` of an ActivationCache: positions step*B ... of the epochs, shards in order, each shard's rows permuted by (seed, epoch, shard)."
+    c, pos, end, parts = self.data, step * self.batch_size, (step + 1) * self.batch_size, []
+    while pos < end:  # one slice per shard the batch touches
+        epoch, p = divmod(pos, self.n)
+        i = int(np.searchsorted(c.offsets, p, side='right') - 1)
+        lo, hi = p - int(c.offsets[i]), min(c.shard_rows[i], p - int(c.offsets[i]) + end - pos)
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 1_000_033 + i)
+        idx = torch.randperm(c.shard_rows[i], generator=g)[lo:hi]
+        parts.append({k: v[idx] for k, v in c.shard(i).items()})
+        pos += hi - lo
+    out = [torch.cat([q[k] for q in parts]) for k in c.names]
+    return out[0] if len(out) == 1 else tuple(out)
+
 # %% ../nbs/01_data.ipynb #8b021215
 @patch
 def __call__(self: Batcher, step: int):
@@ -202,6 +285,7 @@ def __call__(self: Batcher, step: int):
     if self.kind == 'tensor':
         idx = self._indices(step)
         batch = _map(lambda t: _gather(t, idx), self.data)
+    elif self.kind == 'cache': batch = self._cache_rows(step)
     elif self.kind == 'callable': batch = self.data(self.batch_size, self.generator)
     else:
         if self._it is None: self._it = _iter_batches(self.data)
@@ -214,7 +298,7 @@ def __call__(self: Batcher, step: int):
                 batch = next(self._it)
             self._pos += 1
     if self.device is not None: batch = _map(lambda t: t.to(self.device, non_blocking=True) if torch.is_tensor(t) else t, batch)
-    if self.kind != 'tensor':
+    if self.kind not in ('tensor', 'cache'):  # a cache was checked when written
         for t in _tensors(batch):
             if not torch.is_tensor(t): raise TypeError(f"data produced a {type(t).__name__} at step {step}; expected tensor batches")
             if t.is_floating_point() and not torch.isfinite(t).all():
