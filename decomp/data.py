@@ -135,6 +135,12 @@ class ActivationCache:
 
     def __repr__(self): return f"ActivationCache({str(self.folder)!r}: {self.n} rows of {self.names} in {len(self.shard_rows)} shards)"
 
+    def __iter__(self):
+        "Each shard's rows in order: a tensor (one name) or a tuple in `names` order, like a batch."
+        for i in range(len(self.shard_rows)):
+            d = self.shard(i)
+            yield d[self.names[0]] if len(self.names) == 1 else tuple(d[k] for k in self.names)
+
     def shard(self, i: int,  # shard index
              ) -> dict[str, Tensor]:
         "The tensors of shard `i` ({name: (rows_i, ...)}), read from disk unless it is one of the two in memory."
