@@ -26,7 +26,7 @@ decomp's step (same shapes, strides, dtypes) with nothing else.
 Usage: python benchmarks/bench_reference.py --reference /path/to/spd [--threads 1,2] [--reps 9] [--json out.json]
 """
 from __future__ import annotations
-import argparse, copy, importlib.abc, importlib.machinery, importlib.util, json, os, subprocess, sys, types
+import argparse, copy, time, importlib.abc, importlib.machinery, importlib.util, json, os, subprocess, sys, types
 from pathlib import Path
 
 import torch
@@ -125,14 +125,16 @@ def ref_amp(R, precision: str) -> bool:
 
 class DecompStep:
     "decomp's training step: `SPD.loss_terms` + weighted sum + backward + AdamW."
-    def __init__(self, case: dict, precision: str):
-        self.cfg = SPDConfig(target_modules=case['C'], C=None, distance=case['distance'], use_delta=True, ci_fn='mlp',
+    def __init__(self, case: dict, precision: str, compile: bool = False):
+        self.cfg = SPDConfig(compile=compile, target_modules=case['C'], C=None, distance=case['distance'], use_delta=True, ci_fn='mlp',
                              ci_hidden=[16], amp_dtype=decomp_amp(precision), batch_size=case['batch'], device='cpu', progress=False,
                              losses={'faithfulness': {'coeff': 0.0},
                                      'stochastic_recon': {'coeff': 1.0, 'layerwise_coeff': 1.0, 'n_mask_samples': 1},
                                      'importance_minimality': {'coeff': IMP_MIN, 'p': 1.0}})
         self.cm = ComponentModel(case['make'](), self.cfg.target_modules, None, ci_fn='mlp', ci_hidden=(16,), use_delta=True, seed=0)
         self.method, self.coeffs = SPD(self.cm, self.cfg), self.cfg.coeffs()
+        if compile:  # what SPD.on_fit_start does with compile=True
+            for f in self.cm.ci_fns.values(): f.compile()
         self.opt = torch.optim.AdamW(self.cm.component_parameters() + self.cm.ci_parameters(), lr=self.cfg.lr, weight_decay=0.0)
 
     def step(self, x):
@@ -236,7 +238,7 @@ def measure_memory(reference: str, name: str, side: str, precision: str) -> floa
 
 
 # ---------------------------------------------------------------------------------------------------------------
-def time_case(R, name: str, threads: list[int], reps: int, precisions) -> dict:
+def time_case(R, name: str, threads: list[int], reps: int, inner: int, precisions, compiled) -> dict:
     built = {p: make_steps(R, name, p) for p in precisions}
     case, x, dec, ref = built['fp32']
     res = {'case': name, 'desc': case['desc'], 'batch': case['batch'], 'decomp_only': ref is None}
@@ -245,6 +247,10 @@ def time_case(R, name: str, threads: list[int], reps: int, precisions) -> dict:
     for p, (_, xp, d, r) in built.items():
         fns[f'decomp_{p}'] = lambda d=d, xp=xp: d.step(xp)
         if r is not None: fns[f'reference_{p}'] = lambda r=r, xp=xp: r.step(xp)
+    for p in compiled:  # decomp with SPDConfig(compile=True): the CI functions torch.compiled
+        d = DecompStep(CASES[name], p, compile=True)
+        t0 = time.perf_counter(); d.step(x); res[f'compile_s_{p}'] = time.perf_counter() - t0
+        fns[f'decomp_{p}_compiled'] = lambda d=d: d.step(x)
     for p in ('fp32', 'bf16'):
         if p in built:
             _, xp, d, r = built[p]
@@ -255,8 +261,9 @@ def time_case(R, name: str, threads: list[int], reps: int, precisions) -> dict:
     res['threads'] = {}
     for t in threads:
         torch.set_num_threads(t)
-        times = interleaved(fns, reps=reps, inner=1, warmup=2)
-        res['threads'][str(t)] = {'median_s': {k: med(v) for k, v in times.items()}, 'raw': times, 'load': load()}
+        times = interleaved(fns, reps=reps, inner=inner, warmup=2)
+        res['threads'][str(t)] = {'median_s': {k: med(v) for k, v in times.items()}, 'min_s': {k: min(v) for k, v in times.items()},
+                                  'raw': times, 'load': load()}
     return res
 
 
@@ -266,7 +273,9 @@ def main():
     ap.add_argument('--cases', default=','.join(CASES))
     ap.add_argument('--threads', default='1,2')
     ap.add_argument('--reps', type=int, default=9)
+    ap.add_argument('--inner', type=int, default=3, help='steps per timed call (the shapes CNN: 1)')
     ap.add_argument('--precisions', default=','.join(PRECISIONS))
+    ap.add_argument('--compiled', default='fp32,bf16', help="precisions also timed with the CI functions torch.compiled (decomp)")
     ap.add_argument('--memory', default='fp32,default', help="precisions whose peak memory is measured ('' = none)")
     ap.add_argument('--json', default=None)
     ap.add_argument('--memory-worker', nargs=3, default=None, help=argparse.SUPPRESS)
@@ -279,7 +288,8 @@ def main():
                                                'autocast_default': R.autocast_default},
            'decomp_default_amp': decomp_amp('default'), 'load_start': load(), 'results': []}
     for name in args.cases.split(','):
-        r = time_case(R, name, threads, args.reps, precisions)
+        r = time_case(R, name, threads, args.reps, 1 if name == 'shapes_cnn' else args.inner, precisions,
+                      [p for p in args.compiled.split(',') if p])
         r['memory_mb'] = {f'{side}_{p}': measure_memory(args.reference, name, side, p)
                           for p in [m for m in args.memory.split(',') if m] for side in ('decomp', 'reference')
                           if side == 'decomp' or not r['decomp_only']}
@@ -289,7 +299,7 @@ def main():
             line = ' | '.join(f"{p}: {m[f'decomp_{p}']*1e3:.1f}" + (f" / {m[f'reference_{p}']*1e3:.1f} = "
                                                                      f"{m[f'reference_{p}']/m[f'decomp_{p}']:.2f}x" if f'reference_{p}' in m else '')
                               for p in precisions)
-            mm = ' '.join(f"matmul_{p} {m[f'matmul_{p}']*1e3:.1f}" for p in ('fp32', 'bf16') if f'matmul_{p}' in m)
+            mm = ' '.join(f"{k} {m[k]*1e3:.1f}" for k in m if k.startswith('matmul') or k.endswith('compiled'))
             print(f"{name:10s} {t} thr  ms decomp / reference  {line} | {mm}", flush=True)
         print(f"{name:10s} memory MB {r['memory_mb']}", (f"agree {r['agree']}" if 'agree' in r else ''), flush=True)
     out['load_end'] = load()

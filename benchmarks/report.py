@@ -1,10 +1,85 @@
-"""Write benchmarks/results.md from benchmarks/out/{spd,sae,memory,pgd}.json (+ the hand-written benchmarks/findings.md)."""
+"""Write benchmarks/results.md from benchmarks/out/{reference,spd,sae,memory,pgd}.json (each section only when its JSON exists) + the hand-written benchmarks/findings.md."""
 from __future__ import annotations
 import json
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / 'out'
+
+
+def _ms(v: float) -> str: return f"{v * 1e3:.1f}"
+
+
+def reference_section(ref: dict) -> list[str]:
+    "The 'decomp vs the reference implementation' section (issue 19) from bench_reference.py's JSON."
+    m, R = ref['machine'], ref['reference']
+    res = ref['results']
+    L = ['## SPD training step: decomp vs the reference implementation (goodfire-ai/spd), side by side\n',
+         f"`bench_reference.py --reference PATH` imports the reference from a checkout outside this repository: **goodfire-ai/spd "
+         f"{R['commit']}** (modules stubbed because they are not installed: {', '.join(R['stubbed']) or 'none'}; none runs in a "
+         f"training step). Machine: {m['cpu']}, {m['cores']} cores, shared with other sessions; torch {m['torch']}, Python "
+         f"{m['python']} (both sides in one process, same torch). Load average {tuple(round(v, 2) for v in ref['load_start'])} at "
+         f"the start, {tuple(round(v, 2) for v in ref['load_end'])} at the end (2 cores: above 2 means other processes competed "
+         "for the CPU; ratios are interleaved medians and move less than the absolute times).\n",
+         'Same target weights, same initial components and CI functions (decomp\'s copied into the reference\'s), same batch, same '
+         'loss terms and coefficients: stochastic reconstruction 1, layerwise 1, importance minimality 3e-3 (p = 1), delta '
+         'component, 1 continuous mask sample, `mlp` CI functions [16], AdamW. decomp step = `SPD.loss_terms` + backward + AdamW; '
+         'reference step = the body of its `optimize` loop (weight deltas, cached target forward, `calc_causal_importances`, '
+         '`compute_total_loss`, backward, the L0 it logs, AdamW). fp32 = no autocast on either side; bf16 = bfloat16 autocast on '
+         f"both; default = each side's default config (reference: autocast_bf16={R['autocast_default']}; decomp: amp_dtype="
+         f"{ref['decomp_default_amp']!r}). 'compiled' = decomp with `SPDConfig(compile=True)` (the CI functions torch.compiled). "
+         "'matmul only' = exactly the matmul kernels of decomp's step replayed alone (same shapes, strides, dtypes).\n",
+         '**Deterministic terms agree before timing** (float32): ' + '; '.join(
+             f"{r['case']}: CI values max |diff| {r['agree']['ci_max_abs_diff']:.1e}, importance minimality rel. diff "
+             f"{r['agree']['imp_min_rel_diff']:.1e}, CI-masked recon rel. diff {r['agree']['ci_masked_recon_rel_diff']:.1e}"
+             for r in res if 'agree' in r) + '.\n']
+    for t in res[0]['threads']:
+        L += [f"**{t} intra-op thread(s)**, ms per step, decomp / reference (ratio = reference time / decomp time):\n",
+              '| case | fp32 | **ratio** | bf16 autocast | **ratio** | each default | **ratio** | decomp compiled fp32 / bf16 | '
+              'matmul only fp32 / bf16 | decomp step / matmul only, fp32 / bf16 |', '|---|---|---|---|---|---|---|---|---|---|']
+        for r in res:
+            md = r['threads'][t]['median_s']
+            cell = lambda p: (f"{_ms(md[f'decomp_{p}'])} / {_ms(md[f'reference_{p}'])}", f"**{md[f'reference_{p}'] / md[f'decomp_{p}']:.2f}x**") \
+                if f'reference_{p}' in md else (f"{_ms(md[f'decomp_{p}'])} / -", '-')
+            cells = [c for p in ('fp32', 'bf16', 'default') for c in cell(p)]
+            comp = ' / '.join(_ms(md[k]) for k in ('decomp_fp32_compiled', 'decomp_bf16_compiled') if k in md) or '-'
+            L.append(f"| {r['desc']} | {' | '.join(cells)} | {comp} | {_ms(md['matmul_fp32'])} / {_ms(md['matmul_bf16'])} | "
+                     f"{md['decomp_fp32'] / md['matmul_fp32']:.2f}x / {md['decomp_bf16'] / md['matmul_bf16']:.2f}x |")
+        L.append('')
+    L += ['**Work per step** (matmul/conv GFLOP, forward + backward, torch.utils.flop_counter) and **peak memory of one step** '
+          '(RSS delta in a fresh process, 1 thread):\n',
+          '| case | decomp GFLOP fp32 | reference GFLOP fp32 | decomp MB fp32 | reference MB fp32 | decomp MB default | reference MB default |',
+          '|---|---|---|---|---|---|---|']
+    for r in res:
+        mm = r['memory_mb']
+        g = lambda k: f"{r[k]:.3f}" if k in r else '-'
+        mb = lambda k: f"{mm[k]:.1f}" if k in mm else '-'
+        L.append(f"| {r['case']} | {g('decomp_gflop_fp32')} | {g('reference_gflop_fp32')} | {mb('decomp_fp32')} | {mb('reference_fp32')} | "
+                 f"{mb('decomp_default')} | {mb('reference_default')} |")
+    L.append('')
+    L.append('Per-round times (s), 1 thread:\n')
+    t1 = next(iter(res[0]['threads']))
+    for r in res:
+        raw = r['threads'][t1]['raw']
+        L.append(f"- {r['case']}: " + '; '.join(f"{k} {[round(v, 4) for v in raw[k]]}" for k in raw if not k.startswith('matmul')))
+    L.append('')
+    ok = lambda b: 'MET' if b else 'NOT MET'
+    L += ['| target (issue 19) | measured | status |', '|---|---|---|']
+    for t in res[0]['threads']:
+        for p in ('fp32', 'bf16', 'default'):
+            rs = [r['threads'][t]['median_s'] for r in res if f'reference_{p}' in r['threads'][t]['median_s']]
+            ratios = [md[f'reference_{p}'] / md[f'decomp_{p}'] for md in rs]
+            L.append(f"| decomp's step >= 2x the reference's, {p}, {t} thread(s), every case | "
+                     f"{', '.join(f'{x:.2f}x' for x in ratios)} | {ok(min(ratios) >= 2)} |")
+    for p in ('fp32', 'default'):
+        pairs = [(r['case'], r['memory_mb'][f'decomp_{p}'], r['memory_mb'][f'reference_{p}']) for r in res if f'reference_{p}' in r['memory_mb']]
+        if pairs:
+            L.append(f"| peak step memory <= the reference's, {p} | " + ', '.join(f"{c} {a:.1f} vs {b:.1f} MB" for c, a, b in pairs)
+                     + f" | {ok(all(a <= b for _, a, b in pairs))} |")
+    mult = [r['threads'][t1]['median_s']['decomp_fp32'] / r['threads'][t1]['median_s']['matmul_fp32'] for r in res]
+    L.append(f"| decomp's step <= 1.5x its matmul-only time (fp32, 1 thread) | {', '.join(f'{x:.2f}x' for x in mult)} | {ok(max(mult) <= 1.5)} |")
+    L.append('')
+    return L
 
 
 def pgd_section(pgd: dict) -> list[str]:
@@ -36,25 +111,42 @@ def pgd_section(pgd: dict) -> list[str]:
     return L
 
 
+def _load(name: str) -> dict | None:
+    f = OUT / f'{name}.json'
+    return json.loads(f.read_text()) if f.exists() else None
+
+
 def main():
-    spd, sae, mem = (json.loads((OUT / f).read_text()) for f in ('spd.json', 'sae.json', 'memory.json'))
-    m = spd['machine']
+    ref, spd, sae, mem = (_load(f) for f in ('reference', 'spd', 'sae', 'memory'))
     L = []
     w = L.append
     w('# decomp benchmarks\n')
-    w('Generated by `bash benchmarks/run_all.sh` (from the repository root; about 1.5 minutes on an idle 2-core machine), which runs '
-      '`bench_spd.py`, `bench_sae.py`, `memory_spd.py`, `bench_pgd.py` and this report (`report.py`). Raw numbers: `benchmarks/out/*.json`.\n')
-    w('## Machine\n')
-    w(f"- CPU: {m['cpu']}, {m['cores']} cores; torch {m['torch']}, Python {m['python']}; "
-      f"**{m['threads']} intra-op thread(s)** for every measurement (`BENCH_THREADS`).")
-    w(f"- Load average (1/5/15 min): SPD start {tuple(round(v, 2) for v in spd['load_start'])}, SPD end "
-      f"{tuple(round(v, 2) for v in spd['load_end'])}; SAE start {tuple(round(v, 2) for v in sae['load_start'])}, "
-      f"SAE end {tuple(round(v, 2) for v in sae['load_end'])}.")
-    w('- Every ratio below compares implementations measured in the same process, same threads, after warm-up, '
-      'interleaved A B A B (the order alternates every round); the median of the rounds is reported. The load average '
-      'above says how busy the machine was: absolute times scale with it, the ratios much less.\n')
+    w('Generated by `bash benchmarks/run_all.sh` (from the repository root), which runs `bench_reference.py` (when REFERENCE names a '
+      'goodfire-ai/spd checkout and REF_PY a Python that imports it), `bench_sae.py`, `bench_pgd.py` (and, with BASELINE=1, '
+      '`bench_spd.py` and `memory_spd.py`) and this report (`report.py`); each section appears when its JSON in '
+      '`benchmarks/out/` exists. Every ratio compares implementations measured in the same process, same threads, after '
+      'warm-up, interleaved A B A B (the order alternates every round), median of the rounds. The machine is shared: the load '
+      'average printed with each section says how busy it was; absolute times scale with it, the ratios much less.\n')
+    if ref: L.extend(reference_section(ref))
+    if spd:
+        L.extend(baseline_section(spd))
+    if sae: L.extend(sae_section(sae))
+    if mem: L.extend(memory_section(mem))
+    pgd = _load('pgd')
+    if pgd: L.extend(pgd_section(pgd))
+    f = HERE / 'findings.md'
+    if f.exists(): w(f.read_text())
+    (HERE / 'results.md').write_text('\n'.join(L) + '\n')
+    print('wrote', HERE / 'results.md')
 
-    w('## SPD training step: decomp vs a reference-style baseline\n')
+
+def baseline_section(spd: dict) -> list[str]:
+    "The old home-made baseline (bench_spd.py): kept for its TMS 40-10 and matmul-roofline columns."
+    L = []
+    w = L.append
+    m = spd['machine']
+    w(f"_{m['cpu']}, {m['threads']} thread(s), load {tuple(round(v, 2) for v in spd['load_start'])}._\n")
+    w('## SPD training step: decomp vs a home-made baseline (bench_spd.py; NOT the reference: see the section above)\n')
     w('Step = the four SPD loss terms (faithfulness, stochastic recon, layerwise stochastic recon, importance minimality; '
       '1 mask sample, MLP CI functions with hidden 16) + backward + AdamW. The baseline (in `bench_spd.py`) uses forward '
       'hooks, per-layer Python loops, a per-component Python loop in the CI function, recomputes the CI (and the hooked '
@@ -77,7 +169,14 @@ def main():
         w(f"- {r['case']}: decomp {[round(t, 3) for t in r['raw']['decomp']]}, baseline {[round(t, 3) for t in r['raw']['baseline']]}")
     w('')
 
+    return L
+
+
+def sae_section(sae: dict) -> list[str]:
+    L = []
+    w = L.append
     w('## BatchTopK SAE / transcoder training step vs one dense matmul\n')
+    w(f"Load average {tuple(round(v, 2) for v in sae['load_start'])} at the start, {tuple(round(v, 2) for v in sae['load_end'])} at the end.\n")
     w(f"d_in 784, dictionary 4096, batch 4096, k 32, data: {sae['data']}. Yardstick: one dense (4096 x 784) @ (784 x 4096) "
       "matmul, timed interleaved with the steps. decomp step = what `train_sae` runs (forward with AuxK dead mask, "
       "activity update, backward, decoder-gradient projection, fused Adam, renormalisation). Dense baseline = the "
@@ -97,6 +196,18 @@ def main():
           f"dense {[round(t, 3) for t in r['raw']['dense']]}")
     w('')
 
+    hd = sae.get('half_dead')
+    if hd:
+        w(f"**Half the dictionary dead** (AuxK active: {hd['n_dead']} dead features, k_aux = {hd['k_aux']} a sample, density "
+          f"{hd['density']:.2f}; the AuxK decode is dense from density {hd['dense_from']}): one matmul {hd['matmul_s']*1e3:.1f} ms, "
+          f"decomp's step {hd['decomp_s']*1e3:.1f} ms = **{hd['decomp_over_matmul']:.2f}x** the matmul; with the AuxK decode forced "
+          f"sparse {hd['decomp_sparse_auxk_s']*1e3:.1f} ms = {hd['sparse_auxk_over_matmul']:.2f}x.\n")
+    return L
+
+
+def memory_section(mem: dict) -> list[str]:
+    L = []
+    w = L.append
     w('## Peak memory of an SPD step vs C and batch size\n')
     w(f"{mem['model']}. Each point is a fresh subprocess: peak resident set during one step (after a warm-up step) minus "
       'the resident set before it (VmHWM reset through /proc/self/clear_refs; glibc forced to return freed blocks).\n')
@@ -105,26 +216,7 @@ def main():
         w(f"**vs {var}** ({fixed}): " + ', '.join(f"{var} = {p[var]}: {p['step_peak_mb']:.1f} MB" for p in mem[key]['points'])
           + f". Least-squares line: **{f['slope_mb']*1000:.1f} KB per unit of {var} + {f['intercept_mb']:.1f} MB, R^2 = {f['r2']:.4f}**.\n")
 
-    if (OUT / 'pgd.json').exists(): L.extend(pgd_section(json.loads((OUT / 'pgd.json').read_text())))
-
-    w('## Targets of issue 9\n')
-    by = {r['case']: r for r in spd['results']}
-    s_tms, s_mnist = by['tms_5_2']['speedup'], by['mnist_mlp']['speedup']
-    s_sae = next(r for r in sae['results'] if r['name'] == 'batchtopk_sae')
-    ok = lambda b: 'MET' if b else 'NOT MET'
-    w('| target | measured | status |')
-    w('|---|---|---|')
-    w(f"| SPD step >= 3x the reference-style baseline, TMS 5-2 (batch 4096, C = 20) | {s_tms:.2f}x | {ok(s_tms >= 3)} |")
-    w(f"| SPD step >= 2x the baseline, MNIST MLP | {s_mnist:.2f}x | {ok(s_mnist >= 2)} |")
-    w(f"| BatchTopK SAE step <= 2.5x one 4096x784 @ 784x4096 matmul | {s_sae['decomp_over_matmul']:.2f}x (dense baseline "
-      f"{s_sae['dense_over_matmul']:.2f}x) | {ok(s_sae['decomp_over_matmul'] <= 2.5)} |")
-    lin = min(mem['vs_C']['fit']['r2'], mem['vs_batch']['fit']['r2'])
-    w(f"| SPD step peak memory linear in C and batch | R^2 >= {lin:.4f} | {ok(lin >= 0.99)} |")
-    w('')
-    f = HERE / 'findings.md'
-    if f.exists(): w(f.read_text())
-    (HERE / 'results.md').write_text('\n'.join(L) + '\n')
-    print('wrote', HERE / 'results.md')
+    return L
 
 
 if __name__ == '__main__':
