@@ -19,7 +19,8 @@ from ..spd.losses import _check_ladder_steps, check_pgd_settings, importance_min
 
 # %% auto #0
 __all__ = ['topk_select', 'batchtopk_select', 'TopKSAE', 'BatchTopKSAE', 'jumprelu', 'step_l0', 'JumpReLUSAE', 'AbsTopKSAE',
-           'StochasticSAE', 'sae_adversarial_ladder', 'MultiInputSAE']
+           'MatryoshkaSAE', 'GatedSAE', 'SkipPath', 'SkipTranscoder', 'JumpReLUSkipTranscoder',
+           'BatchTopKSkipTranscoder', 'StochasticSAE', 'sae_adversarial_ladder', 'MultiInputSAE']
 
 # %% ../../nbs/21_sae.variants.ipynb #5ada337e
 def _check_k(k, n_features: int, name: str = 'k') -> int:
@@ -80,6 +81,8 @@ class TopKSAE(SAE):
     sparse_grad: ClassVar[bool] = True
     default_coeffs: ClassVar[dict] = {'recon': 1.0, 'auxk': 1 / 32}
     saelens_architecture: ClassVar[str | None] = 'topk'
+    saelens_transcoder: ClassVar[str | None] = None  # SAELens has no TopK transcoder
+    sparsity_terms: ClassVar[tuple[str, ...]] = ()  # sparsity is set by k
 
     def __init__(self, d_in: int,  # input size
                  n_features: int,  # dictionary size
@@ -105,6 +108,7 @@ class BatchTopKSAE(TopKSAE):
     "SAE keeping the k * batch largest pre-activations of a batch; a learned global threshold at inference."
     architecture: ClassVar[str] = 'batchtopk'
     saelens_architecture: ClassVar[str | None] = 'jumprelu'  # its inference threshold, for every feature
+    saelens_transcoder: ClassVar[str | None] = 'jumprelu_transcoder'
 
     def __init__(self, d_in: int,  # input size
                  n_features: int,  # dictionary size
@@ -196,6 +200,8 @@ class JumpReLUSAE(SAE):
     sparse_grad: ClassVar[bool] = False
     default_coeffs: ClassVar[dict] = {'recon': 1.0, 'l0_penalty': 0.03}
     saelens_architecture: ClassVar[str | None] = 'jumprelu'
+    saelens_transcoder: ClassVar[str | None] = 'jumprelu_transcoder'
+    sparsity_terms: ClassVar[tuple[str, ...]] = ('l0_penalty',)
 
     def __init__(self, d_in: int,  # input size
                  n_features: int,  # dictionary size
@@ -236,6 +242,8 @@ class AbsTopKSAE(SAE):
     "SAE keeping the k largest |pre-activations| per sample with their sign; k ~ log-uniform[k_min, k_max] in training."
     architecture: ClassVar[str] = 'abstopk'
     saelens_architecture: ClassVar[str | None] = None  # signed codes
+    saelens_transcoder: ClassVar[str | None] = None
+    sparsity_terms: ClassVar[tuple[str, ...]] = ()
     sparse_grad: ClassVar[bool] = True
     default_coeffs: ClassVar[dict] = {'recon': 1.0, 'auxk': 1 / 32}
 
@@ -277,12 +285,161 @@ class AbsTopKSAE(SAE):
 
     def _aux_scores(self, z_dead: Tensor) -> Tensor: return z_dead.abs()
 
+# %% ../../nbs/21_sae.variants.ipynb #afd10979
+def _check_groups(group_sizes, n_features: int) -> list[int]:
+    "`group_sizes` as a list of >= 2 positive ints summing to `n_features`, or a ValueError naming the fix."
+    sizes = list(group_sizes) if isinstance(group_sizes, (list, tuple)) else None
+    if not sizes or any(isinstance(g, bool) or not isinstance(g, int) or g <= 0 for g in sizes):
+        raise ValueError(f"group_sizes={group_sizes!r}: expected a list of positive integers, e.g. [16, 48, 192]")
+    if len(sizes) < 2: raise ValueError(f"group_sizes={sizes}: a Matryoshka SAE needs at least 2 nested groups")
+    if sum(sizes) != n_features:
+        raise ValueError(f"group_sizes={sizes} sum to {sum(sizes)}, not n_features={n_features}; make them add up to the dictionary size")
+    return sizes
+
+
+@register_sae
+class MatryoshkaSAE(BatchTopKSAE):
+    "BatchTopK SAE whose nested prefixes of the dictionary (groups 1..g, for every g) each reconstruct the target."
+    architecture: ClassVar[str] = 'matryoshka_batchtopk'
+    default_coeffs: ClassVar[dict] = {'recon': 1.0, 'matryoshka': 1.0, 'auxk': 1 / 32}
+    saelens_architecture: ClassVar[str | None] = 'jumprelu'  # as SAELens saves it after training
+
+    def __init__(self, d_in: int,  # input size
+                 n_features: int,  # dictionary size
+                 k: int,  # mean active features per sample
+                 *,
+                 group_sizes: list[int],  # sizes of the nested groups, in order (sum = n_features)
+                 **kwargs,  # `BatchTopKSAE` options (threshold_momentum) and `SAE` options
+                ):
+        super().__init__(d_in, n_features, k, **kwargs)
+        self.group_sizes = _check_groups(group_sizes, self.n_features)
+        self.init_kwargs['group_sizes'] = list(self.group_sizes)
+        bounds = torch.tensor(self.group_sizes[:-1], device=self.device).cumsum(0)
+        self.register_buffer('group_bounds', bounds, persistent=False)  # first feature of groups 2..G
+
+    def _activate(self, pre: PreActs, y_n: Tensor | None = None):
+        codes, terms = super()._activate(pre, y_n)
+        if y_n is not None: terms['matryoshka'] = self.prefix_losses(codes, y_n).sum()
+        return codes, terms
+
+    def saelens_spec(self):
+        cfg, t = super().saelens_spec()
+        return {**cfg, 'matryoshka_widths': torch.tensor(self.group_sizes).cumsum(0).tolist()}, t
+
+    @classmethod
+    def from_saelens_spec(cls, cfg, weights, **common):
+        w = [int(v) for v in cfg['matryoshka_widths']]
+        sae = cls(k=int(cfg['k']), group_sizes=[b - a for a, b in zip([0] + w[:-1], w)], **common)
+        sae.threshold.fill_(float(weights['threshold'][0]))
+        return sae
+
+
+@patch
+def prefix_losses(self: MatryoshkaSAE, codes: SparseCodes,  # codes of a batch
+                  y_n: Tensor,  # (batch, d_out) target in the working space
+                 ) -> Tensor:
+    "(G - 1,) the reconstruction error `sum_b ||y_b - prefix_g(b)||^2 / B` of each inner prefix (the full one is `recon`)."
+    B, G = codes.batch_size, len(self.group_sizes)
+    bag = codes.rows() * G + torch.bucketize(codes.indices, self.group_bounds, right=True)  # (sample, group) of each entry
+    order = torch.argsort(bag, stable=True)
+    offsets = F.pad(torch.bincount(bag, minlength=B * G).cumsum(0), (1, 0))
+    part = F.embedding_bag(codes.indices[order], self.W_dec, offsets, mode='sum', include_last_offset=True,
+                           per_sample_weights=codes.values[order].to(self.W_dec.dtype)).view(B, G, -1)
+    prefix = part[:, :-1].cumsum(1) + self.b_dec  # (B, G - 1, d_out): groups 1..g decoded, g < G
+    return (prefix - y_n[:, None]).pow(2).sum(-1).mean(0)
+
+# %% ../../nbs/21_sae.variants.ipynb #baf0f3c3
+@register_sae
+class GatedSAE(SAE):
+    "Gated SAE: a gate `H(pi_gate)` decides which features fire, a magnitude path sharing W_enc (rescaled) sets their size."
+    architecture: ClassVar[str] = 'gated'
+    sparse_grad: ClassVar[bool] = False
+    default_coeffs: ClassVar[dict] = {'recon': 1.0, 'l1': 0.1, 'gate_aux': 1.0}
+    sparsity_terms: ClassVar[tuple[str, ...]] = ('l1',)
+    saelens_architecture: ClassVar[str | None] = 'gated'
+    saelens_transcoder: ClassVar[str | None] = None  # SAELens has no gated transcoder
+
+    def __init__(self, d_in: int,  # input size
+                 n_features: int,  # dictionary size
+                 **kwargs,  # `SAE` options: d_out, normalize_input, apply_b_dec_to_input, seed, device
+                ):
+        super().__init__(d_in, n_features, **kwargs)  # b_enc is the gate bias b_gate
+        self.b_mag = nn.Parameter(torch.zeros(self.n_features, device=self.device))
+        self.r_mag = nn.Parameter(torch.zeros(self.n_features, device=self.device))
+
+    def _activate(self, pre: PreActs, y_n: Tensor | None = None):
+        gate = pre.z  # pi_gate = (x - b_dec) W_enc + b_gate
+        mag = ((gate - self.b_enc) * self.r_mag.exp() + self.b_mag).relu()  # (x - b_dec) (W_enc * e^r_mag) + b_mag
+        f = (gate > 0).to(mag.dtype) * mag
+        g = gate.relu()
+        terms = {'l1': g.sum(-1).mean()}
+        if y_n is not None:  # the gate path alone reconstructs through a frozen decoder (its only gradient to W_enc, b_gate)
+            terms['gate_aux'] = (torch.addmm(self.b_dec.detach(), g, self.W_dec.detach()) - y_n).pow(2).sum(-1).mean()
+        return f, terms
+
+    def saelens_spec(self):
+        return {}, {'b_enc': None, 'b_gate': self.b_enc.detach().clone(), 'b_mag': self.b_mag.detach().clone(),
+                    'r_mag': self.r_mag.detach().clone()}
+
+    @classmethod
+    def from_saelens_spec(cls, cfg, weights, **common):
+        sae = cls(**common)
+        with torch.no_grad():
+            for mine, theirs in (('b_enc', 'b_gate'), ('b_mag', 'b_mag'), ('r_mag', 'r_mag')): getattr(sae, mine).copy_(weights[theirs])
+        return sae
+
+# %% ../../nbs/21_sae.variants.ipynb #000ad16e
+class SkipPath:
+    "Mixin for a variant: a linear skip path `x W_skip^T` (W_skip: (d_out, d_in), zero at start) added to the sparse prediction."
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.d_enc != self.d_in: raise ValueError(f"a skip path reads one input site; this encoder reads {self.d_enc} != d_in={self.d_in}")
+        self.W_skip = nn.Parameter(torch.zeros(self.d_out, self.d_in, device=self.device))
+
+    def _skip(self, x_n: Tensor) -> Tensor: return x_n @ self.W_skip.t()
+
+    def saelens_spec(self):
+        cfg, t = super().saelens_spec()
+        return cfg, {**t, 'W_skip': self.W_skip.detach().clone()}
+
+    @classmethod
+    def from_saelens_spec(cls, cfg, weights, **common):
+        sae = super().from_saelens_spec(cfg, weights, **common)
+        with torch.no_grad(): sae.W_skip.copy_(weights['W_skip'])
+        return sae
+
+
+@register_sae
+class SkipTranscoder(SkipPath, SAE):
+    "ReLU + L1 transcoder with a linear skip path (Paulo et al. 2025; SAELens `skip_transcoder`)."
+    architecture: ClassVar[str] = 'skip_transcoder'
+    saelens_architecture: ClassVar[str | None] = 'skip_transcoder'
+    saelens_transcoder: ClassVar[str | None] = 'skip_transcoder'
+
+
+@register_sae
+class JumpReLUSkipTranscoder(SkipPath, JumpReLUSAE):
+    "JumpReLU transcoder with a linear skip path (SAELens `jumprelu_skip_transcoder`)."
+    architecture: ClassVar[str] = 'jumprelu_skip_transcoder'
+    saelens_architecture: ClassVar[str | None] = 'jumprelu_skip_transcoder'
+    saelens_transcoder: ClassVar[str | None] = 'jumprelu_skip_transcoder'
+
+
+@register_sae
+class BatchTopKSkipTranscoder(SkipPath, BatchTopKSAE):
+    "BatchTopK transcoder with a linear skip path (exported as SAELens `jumprelu_skip_transcoder` with its inference threshold)."
+    architecture: ClassVar[str] = 'batchtopk_skip_transcoder'
+    saelens_architecture: ClassVar[str | None] = 'jumprelu_skip_transcoder'
+    saelens_transcoder: ClassVar[str | None] = 'jumprelu_skip_transcoder'
+
 # %% ../../nbs/21_sae.variants.ipynb #b7111f43
 @register_sae
 class StochasticSAE(SAE):
     "SAE whose features are gated by SPD-style causal importances with stochastic masks in training."
     architecture: ClassVar[str] = 'stochastic'
     saelens_architecture: ClassVar[str | None] = None  # its gates are a network
+    saelens_transcoder: ClassVar[str | None] = None
+    sparsity_terms: ClassVar[tuple[str, ...]] = ('importance_minimality',)
     sparse_grad: ClassVar[bool] = False
     default_coeffs: ClassVar[dict] = {'recon': 1.0, 'recon_ci': 1.0, 'importance_minimality': 0.1}
 
@@ -384,6 +541,7 @@ class MultiInputSAE(BatchTopKSAE):
     "BatchTopK/TopK SAE whose encoder reads several activation sites (concatenated or per-site projected) and reconstructs one."
     architecture: ClassVar[str] = 'multi_input'
     saelens_architecture: ClassVar[str | None] = None  # several input sites
+    saelens_transcoder: ClassVar[str | None] = None
 
     def __init__(self, sites: Mapping[str, int],  # {site name: width} read by the encoder (order kept)
                  target: str,  # site to reconstruct (one of `sites`, or another site given as d_target)
