@@ -20,7 +20,7 @@ from ..spd.losses import _check_ladder_steps, check_pgd_settings, importance_min
 # %% auto #0
 __all__ = ['topk_select', 'batchtopk_select', 'TopKSAE', 'BatchTopKSAE', 'jumprelu', 'step_l0', 'JumpReLUSAE', 'AbsTopKSAE',
            'MatryoshkaSAE', 'GatedSAE', 'SkipPath', 'SkipTranscoder', 'JumpReLUSkipTranscoder',
-           'BatchTopKSkipTranscoder', 'StochasticSAE', 'sae_adversarial_ladder', 'MultiInputSAE']
+           'BatchTopKSkipTranscoder', 'TopKSkipTranscoder', 'StochasticSAE', 'sae_adversarial_ladder', 'MultiInputSAE']
 
 # %% ../../nbs/21_sae.variants.ipynb #5ada337e
 def _check_k(k, n_features: int, name: str = 'k') -> int:
@@ -431,6 +431,14 @@ class BatchTopKSkipTranscoder(SkipPath, BatchTopKSAE):
     architecture: ClassVar[str] = 'batchtopk_skip_transcoder'
     saelens_architecture: ClassVar[str | None] = 'jumprelu_skip_transcoder'
     saelens_transcoder: ClassVar[str | None] = 'jumprelu_skip_transcoder'
+
+
+@register_sae
+class TopKSkipTranscoder(SkipPath, TopKSAE):
+    "TopK transcoder with a linear skip path (sparsify's `skip_connection=True`; SAELens has no TopK transcoder)."
+    architecture: ClassVar[str] = 'topk_skip_transcoder'
+    saelens_architecture: ClassVar[str | None] = None
+    saelens_transcoder: ClassVar[str | None] = None
 
 # %% ../../nbs/21_sae.variants.ipynb #b7111f43
 @register_sae
