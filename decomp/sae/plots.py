@@ -19,7 +19,7 @@ from .base import SAE, collect_activations
 from .transcoder import _site_module, feature_activations, order_by_label
 
 # %% auto #0
-__all__ = ['plot_encoder_directions', 'plot_decoder_effects', 'plot_label_heatmap', 'transcoder_figures']
+__all__ = ['plot_encoder_directions', 'plot_decoder_effects', 'plot_label_heatmap', 'plot_feature_density', 'transcoder_figures']
 
 # %% ../../nbs/23_sae.plots.ipynb #a781f5ca
 def _check_features(features, n: int) -> list[int]:
@@ -112,6 +112,30 @@ def plot_label_heatmap(table: Tensor,  # (n_labels, n_features) mean activation 
     fig.tight_layout()
     return save_figure(fig, path, dpi=110)
 
+
+# %% ../../nbs/23_sae.plots.ipynb #62354042
+def plot_feature_density(density: Tensor | dict[str, Tensor],  # (n_features,) firing frequencies, or {label: frequencies} to overlay
+                         bins: int = 50,  # histogram bins over log10 density
+                         dead_at: float = -7.0,  # log10 position of the bar of never-firing features
+                         title: str = 'feature density',
+                         path=None,  # save the figure here (PNG)
+                        ) -> Figure:
+    "Histogram of log10 feature density; never-firing features are counted and drawn at `dead_at`."
+    runs = density if isinstance(density, dict) else {'': density}
+    for k, d in runs.items():
+        if not torch.is_tensor(d) or d.ndim != 1 or d.numel() == 0 or d.min() < 0 or d.max() > 1:
+            raise ValueError(f"density{'[' + repr(k) + ']' if k else ''} must be a non-empty 1-D tensor of frequencies in [0, 1] "
+                             "(decomp.sae.base.feature_density)")
+    check_positive_int(bins, 'bins')
+    logs = {k: d.detach().double().cpu().clamp_min(10 ** dead_at).log10() for k, d in runs.items()}
+    edges = torch.linspace(dead_at - 0.25, 0.0, bins + 1).numpy()
+    fig = new_figure((6.4, 3.6)); ax = fig.subplots()
+    for k, l in logs.items(): ax.hist(l.numpy(), bins=edges, histtype='step', linewidth=1.5, label=k or None)
+    dead = {k: int((d == 0).sum()) for k, d in runs.items()}
+    ax.set(xlabel='log10 feature density (fraction of samples it fires on)', ylabel='features',
+           title=f"{title} (never fire: {', '.join(f'{k} {v}' if k else str(v) for k, v in dead.items())})")
+    if len(runs) > 1: ax.legend(fontsize=8)
+    return save_figure(fig, path, dpi=110)
 
 # %% ../../nbs/23_sae.plots.ipynb #cec0fe09
 def transcoder_figures(transcoder: SAE,  # trained transcoder from the pixels of an image classifier
