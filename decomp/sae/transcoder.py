@@ -85,7 +85,8 @@ def patch_site(model: nn.Module,  # the model to patch
 def transcoder_patch(model: nn.Module,  # the model whose layer is replaced
                      transcoder: SAE,  # a trained transcoder (any SAE with d_out = the output site's width)
                      input_site: str = 'fc1:input',  # what the transcoder reads
-                     output_site: str = 'fc2:input',  # where its prediction replaces the model's activation
+                     output_site: str = 'fc2:input',  # where its prediction replaces the model's activation (= input_site: an SAE spliced into its site)
+                     per_position: bool = False,  # sequence/conv activations (..., d): every position is a sample (else one vector per sample)
                     ):
     "Context manager: inside it, `model` runs with `output_site` replaced by the transcoder's prediction from `input_site`."
     mod_in, w_in = _site_module(model, input_site)
@@ -98,7 +99,8 @@ def transcoder_patch(model: nn.Module,  # the model whose layer is replaced
         if 'x' not in seen: raise RuntimeError(f"output site {output_site!r} ran before input site {input_site!r}; "
                                                "the input site must come first in the forward pass")
         x = seen.pop('x')
-        return transcoder.predict(x.reshape(x.shape[0], -1).to(transcoder.device)).reshape(a.shape).to(a.device)
+        rows = x.reshape(-1, x.shape[-1]) if per_position else x.reshape(x.shape[0], -1)
+        return transcoder.predict(rows.to(transcoder.device)).reshape(a.shape).to(a.device)
 
     try:
         with patch_site(model, output_site, predict): yield model
