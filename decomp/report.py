@@ -6,7 +6,7 @@
 from __future__ import annotations
 import html, json, os, re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from fastcore.basics import patch
 from .core import Config, output_dir
@@ -69,6 +69,19 @@ class Report:
     def figure(self, path: str | Path, caption: str) -> Report: self.blocks.append(('figure', Path(path), caption)); return self
 
     def code(self, text: str, lang: str = '') -> Report: self.blocks.append(('code', text, lang)); return self
+
+    def figure_section(self, figures: Mapping[str, str | Path],  # {name: PNG path}; the name, underscores as spaces, is the caption
+                heading: str = 'Figures',  # the section's heading
+               ) -> Report:
+        "A section of every figure of an experiment (nothing when there is none)."
+        if figures:
+            self.heading(heading)
+            for name, path in figures.items(): self.figure(path, name.replace('_', ' '))
+        return self
+
+    def config(self, config) -> Report:
+        "The 'Configuration' section: the run's config (a `decomp.core.Config`) as YAML."
+        return self.heading('Configuration').code(config.to_yaml(), 'yaml')
 
     @staticmethod
     def _rel(path: Path, root: Path) -> str: return Path(os.path.relpath(Path(path).resolve(), Path(root).resolve())).as_posix()

@@ -457,11 +457,7 @@ class CompareResult:
                    "the stochastic transcoder's ascends its reconstruction error (the KL is measured at the sources it found).")
         mono = self.monotone()
         r.text('Fronts monotone in the sweep (L0 moves one way along the settings): ' + ', '.join(f'{m} {v}' for m, v in mono.items()) + '.')
-        r.heading('Pareto fronts')
-        for name, p in self.figures.items(): r.figure(p, name.replace('_', ' '))
-        r.heading('Configuration')
-        r.code(c.to_yaml(), 'yaml')
-        return r
+        return r.figure_section(self.figures, 'Pareto fronts').config(c)
 
 # %% ../../nbs/55_compare.ipynb #59f8a594
 def plot_fronts(result: CompareResult,  # a finished comparison

@@ -230,9 +230,7 @@ class GroundTruthResult:
         r.text(f"`decomp ground_truth`: {c.steps} SPD steps per toy (SAE: {c.sae_steps}), seeds {c.seed}..{c.seed + c.n_seeds - 1}. "
                "Chance: random rank-one components (SPD toys), random directions (SAE), the base rate of planted cells (precision).")
         r.table(*self.table())
-        r.heading('Configuration')
-        r.code(c.to_yaml(), 'yaml')
-        return r
+        return r.config(c)
 
 
 def run_ground_truth(config: GroundTruthConfig | None = None,  # settings (default GroundTruthConfig())

@@ -304,11 +304,7 @@ class InductionResult:
             r.text("`decomp.causal.analyze_causal` on the per-position decomposition; activations and importances are reduced to one "
                    "number per sequence (mean inner activation over positions, max CI), so the effects are per sequence.")
             r.table(['quantity', 'value'], [[k, v] for k, v in s.items() if not isinstance(v, dict)])
-        if self.figures:
-            r.heading('Figures')
-            for name, path in self.figures.items(): r.figure(path, name.replace('_', ' '))
-        r.heading('Configuration'); r.code(c.to_yaml(), 'yaml')
-        return r
+        return r.figure_section(self.figures).config(c)
 
 # %% ../../nbs/54_induction.ipynb #053403ac
 def eval_sequences(cfg: InductionConfig,  # the experiment's settings (n_eval, vocab, seq_len, min_len)

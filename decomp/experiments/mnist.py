@@ -575,8 +575,7 @@ def mnist_report(res: MNISTResult) -> Report:
                 'stepwise_regression_results': 'Stepwise forward regression: R² against the number of fc1 predictors per fc2 component.'}
         for k, cap in caps.items():
             if f'causal_{k}' in f: r.figure(f[f'causal_{k}'], cap)
-    r.heading('Configuration')
-    r.code(cfg.to_yaml(), 'yaml')
+    r.config(cfg)
     r.text('Every number above is also in `metrics.json`; the trained decomposition is in `spd_model/`.')
     return r
 

@@ -433,12 +433,7 @@ class ShapesResult:
         r.table(['decomposition', *LABELS, 'rare', *values],
                 [[n, *(an.counts()[k] for k in (*LABELS, 'rare')), *(an.atomic_per_value()[v] for v in values)] for n, an in self.analyses.items()])
         if self.sae_metrics: r.text('TopK SAE on the input of `fc1`: ' + ', '.join(f'{k} {v:.3f}' for k, v in self.sae_metrics.items()) + '.')
-        if self.figures:
-            r.heading('Figures')
-            for name, path in self.figures.items(): r.figure(path, name.replace('_', ' '))
-        r.heading('Configuration')
-        r.code(c.to_yaml(), 'yaml')
-        return r
+        return r.figure_section(self.figures).config(c)
 
 
 def plot_label_counts(analyses: Mapping[str, AtomicityAnalysis],  # {name: analysis}

@@ -329,12 +329,7 @@ class TMSResult:
                + (f" The second column is the same recipe and seed trained with the persistent_pgd_recon row {c.persistent_pgd}."
                   if self.pgd is not None else ""))
         r.table(*self.adversarial_table())
-        if self.figures:
-            r.heading('Figures')
-            for name, path in self.figures.items(): r.figure(path, name.replace('_', ' '))
-        r.heading('Configuration')
-        r.code(c.to_yaml(), 'yaml')
-        return r
+        return r.figure_section(self.figures).config(c)
 
 # %% ../../nbs/53_tms.ipynb #65a3f8e5
 def run_tms(config: TMSConfig | None = None,  # settings (default: TMSConfig())

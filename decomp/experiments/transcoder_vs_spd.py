@@ -449,11 +449,7 @@ class ComparisonResult:
         for k, m in self.matching.items():
             r.heading(f'Matching table {k}', 3)
             r.code(m.table())
-        r.heading('Figures')
-        for name, path in self.figures.items(): r.figure(path, name.replace('_', ' '))
-        r.heading('Configuration')
-        r.code(c.to_yaml(), 'yaml')
-        return r
+        return r.figure_section(self.figures).config(c)
 
 
 def _transcoder_side(tc: SAE, codes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
