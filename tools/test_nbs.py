@@ -74,7 +74,7 @@ def main():
             else:
                 n_bad += 1
                 print('\n'.join('    ' + l for l in log.strip().splitlines()[-60:]), flush=True)
-    if a.record: TIMES.write_text(json.dumps(dict(sorted(times.items())), indent=1) + '\n')
+    if a.record: TIMES.write_text(json.dumps(dict(sorted({**known, **times}.items())), indent=1) + '\n')  # a subset updates its own rows
     print(f'all notebooks in {time.time() - t0:.0f} s ({sum(times.values()):.0f} s of notebook time, {a.workers} at a time)')
     print(f'{n_ok} passed, {n_bad} failed')
     sys.exit(1 if n_bad else 0)
