@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core import check_positive_int
 from ..data import ActivationCache, write_activation_cache
 from .base import SAE, collect_activations
-from .transcoder import patch_site, transcoder_patch
+from ..metrics import splice_fidelity
+from .transcoder import splice_logits
 
 # %% auto #0
 __all__ = ['harvest_activations', 'splice_metrics']
@@ -58,7 +58,6 @@ def harvest_activations(model: nn.Module,  # a sequence model taking (batch, seq
     return write_activation_cache(folder, rows(), shard_rows=shard_rows)
 
 # %% ../../nbs/25_sae.tokens.ipynb #c6c090c3
-@torch.no_grad()
 def splice_metrics(model: nn.Module,  # a sequence model: (batch, seq) ids -> (batch, seq, vocab) next-token logits
                    dictionary: SAE,  # an SAE (input_site = site) or a transcoder (input_site -> site)
                    ids: Tensor,  # (batch, seq) token ids
@@ -66,22 +65,11 @@ def splice_metrics(model: nn.Module,  # a sequence model: (batch, seq) ids -> (b
                    input_site: str | None = None,  # what it reads (None: `site`, an SAE)
                    positions: Tensor | None = None,  # (batch, seq) bool: the next-token predictions measured (None: all but the last)
                   ) -> dict[str, float]:
-    "Per-token splice fidelity: KL(clean || spliced), next-token losses clean / spliced / zero-ablated, loss recovered, top-1 agreement."
-    if ids.dim() != 2: raise ValueError(f"ids has shape {tuple(ids.shape)}: expected (batch, seq) token ids")
+    "Per-token `splice_fidelity`: KL(clean || spliced), top-1 agreement, next-token CE and loss recovered against zero and mean ablation."
+    if not torch.is_tensor(ids) or ids.dim() != 2: raise ValueError(f"ids has shape {tuple(getattr(ids, 'shape', ()))}: expected (batch, seq) token ids")
     mask = torch.ones_like(ids, dtype=torch.bool) if positions is None else positions.bool()
     if mask.shape != ids.shape: raise ValueError(f"positions has shape {tuple(mask.shape)}; expected {tuple(ids.shape)}")
-    mask = mask[:, :-1]  # position t predicts token t + 1
-    was = model.training; model.eval()
-    try:
-        clean = model(ids)
-        with transcoder_patch(model, dictionary, input_site or site, site, per_position=True): spliced = model(ids)
-        with patch_site(model, site, torch.zeros_like): ablated = model(ids)
-    finally: model.train(was)
-    tgt = ids[:, 1:][mask]
-    lp = {k: F.log_softmax(v[:, :-1][mask].float(), -1) for k, v in (('clean', clean), ('spliced', spliced), ('ablated', ablated))}
-    ce = {k: float(F.nll_loss(v, tgt)) for k, v in lp.items()}
-    kl = float((lp['clean'].exp() * (lp['clean'] - lp['spliced'])).sum(-1).mean())
-    gap = ce['ablated'] - ce['clean']
-    return {'kl': kl, 'ce_clean': ce['clean'], 'ce_spliced': ce['spliced'], 'ce_ablated': ce['ablated'],
-            'loss_recovered': (ce['ablated'] - ce['spliced']) / gap if gap > 0 else float('nan'),
-            'agreement': float((lp['clean'].argmax(-1) == lp['spliced'].argmax(-1)).float().mean()), 'n_tokens': int(mask.sum())}
+    clean, spliced, ablated = splice_logits(model, dictionary, ids, input_site or site, site, per_position=True)
+    shift = lambda t: t[:, :-1]  # position t predicts token t + 1
+    return splice_fidelity(shift(clean), shift(spliced), {k: shift(v) for k, v in ablated.items()}, ids[:, 1:].to(clean.device),
+                           mask=shift(mask).to(clean.device))

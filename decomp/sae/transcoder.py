@@ -8,17 +8,16 @@ import contextlib
 from typing import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..core import find_modules
+from ..core import check_positive_int, find_modules
+from ..metrics import splice_fidelity
 from .base import SAE, collect_activations, evaluate_sae, sae_class
 from . import variants  # noqa: F401 (importing it registers every variant)
 
-
 # %% auto #0
-__all__ = ['transcoder', 'transcoder_data', 'patch_site', 'transcoder_patch', 'replacement_fidelity', 'evaluate_transcoder',
-           'feature_activations', 'order_by_label']
+__all__ = ['transcoder', 'transcoder_data', 'patch_site', 'transcoder_patch', 'splice_logits', 'replacement_fidelity',
+           'evaluate_transcoder', 'feature_activations', 'order_by_label']
 
 # %% ../../nbs/22_sae.transcoder.ipynb #e8309b55
 def transcoder(architecture: str,  # a registered SAE architecture: 'standard' (ReLU + L1), 'topk', 'batchtopk', 'jumprelu', 'abstopk', 'stochastic', ...
@@ -84,74 +83,84 @@ def patch_site(model: nn.Module,  # the model to patch
 @contextlib.contextmanager
 def transcoder_patch(model: nn.Module,  # the model whose layer is replaced
                      transcoder: SAE,  # a trained transcoder (any SAE with d_out = the output site's width)
-                     input_site: str = 'fc1:input',  # what the transcoder reads
+                     input_site: str | Sequence[str] = 'fc1:input',  # what the transcoder reads (several sites: a dict {site: rows}, for a MultiInputSAE)
                      output_site: str = 'fc2:input',  # where its prediction replaces the model's activation (= input_site: an SAE spliced into its site)
                      per_position: bool = False,  # sequence/conv activations (..., d): every position is a sample (else one vector per sample)
                     ):
     "Context manager: inside it, `model` runs with `output_site` replaced by the transcoder's prediction from `input_site`."
-    mod_in, w_in = _site_module(model, input_site)
+    sites = [input_site] if isinstance(input_site, str) else list(input_site)
+    if not sites: raise ValueError("input_site is empty; name the site(s) the transcoder reads")
     seen: dict[str, Tensor] = {}
-    def grab(a): seen['x'] = a
-    if w_in == 'input': h = mod_in.register_forward_pre_hook(lambda m, args: grab(args[0]))
-    else: h = mod_in.register_forward_hook(lambda m, args, out: grab(out))
+    hooks = []
+    for s in sites:   # registered before the patch below: a site that is both read and replaced is read first
+        mod_in, w_in = _site_module(model, s)
+        if w_in == 'input': hooks.append(mod_in.register_forward_pre_hook(lambda m, args, s=s: seen.__setitem__(s, args[0])))
+        else: hooks.append(mod_in.register_forward_hook(lambda m, args, out, s=s: seen.__setitem__(s, out)))
 
     def predict(a: Tensor) -> Tensor:
-        if 'x' not in seen: raise RuntimeError(f"output site {output_site!r} ran before input site {input_site!r}; "
-                                               "the input site must come first in the forward pass")
-        x = seen.pop('x')
-        rows = x.reshape(-1, x.shape[-1]) if per_position else x.reshape(x.shape[0], -1)
-        return transcoder.predict(rows.to(transcoder.device)).reshape(a.shape).to(a.device)
+        missing = [s for s in sites if s not in seen]
+        if missing: raise RuntimeError(f"output site {output_site!r} ran before input site(s) {missing}; "
+                                       "the input sites must come first in the forward pass")
+        rows = {s: (x.reshape(-1, x.shape[-1]) if per_position else x.reshape(x.shape[0], -1)).to(transcoder.device)
+                for s, x in ((s, seen.pop(s)) for s in sites)}
+        return transcoder.predict(rows[sites[0]] if isinstance(input_site, str) else rows).reshape(a.shape).to(a.device)
 
     try:
         with patch_site(model, output_site, predict): yield model
-    finally: h.remove()
+    finally:
+        for h in hooks: h.remove()
 
 # %% ../../nbs/22_sae.transcoder.ipynb #9a3c399e
-def _kl(logp: Tensor, logq: Tensor) -> Tensor:
-    "(B,) KL(p || q) from log-probabilities."
-    return (logp.exp() * (logp - logq)).sum(-1)
-
-
 @torch.no_grad()
-def replacement_fidelity(model: nn.Module,  # classifier whose layer is replaced
-                         transcoder: SAE,  # trained transcoder from input_site to output_site
-                         x: Tensor,  # (N, ...) model inputs
-                         labels: Tensor | None = None,  # (N,) class labels (None: no accuracies)
-                         *,
-                         input_site: str = 'fc1:input',  # what the transcoder reads
-                         output_site: str = 'fc2:input',  # what it replaces
-                         batch_size: int = 4096,  # samples per forward pass
-                        ) -> dict[str, float]:
-    "Accuracy, agreement and KL of `model` with `output_site` replaced by the transcoder (and by its mean, for scale)."
+def splice_logits(model: nn.Module,  # the model whose site is replaced
+                  dictionary: nn.Module,  # a transcoder / SAE (anything with `predict`) from input_site to output_site
+                  x: Tensor,  # (N, ...) model inputs
+                  input_site: str | Sequence[str] = 'fc1:input',  # what the dictionary reads (several: a dict, for a MultiInputSAE)
+                  output_site: str = 'fc2:input',  # where its prediction replaces the model's activation
+                  *,
+                  per_position: bool = False,  # sequence activations (batch, seq, d): every position is a row
+                  batch_size: int = 4096,  # samples per forward pass
+                 ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    "`(clean, spliced, {'zero': ..., 'mean': ...})` logits of `model` on `x`: as is, with `output_site` replaced by the dictionary, and ablated."
     if not torch.is_tensor(x) or x.ndim == 0 or x.shape[0] == 0: raise ValueError(f"x must be a non-empty (N, ...) tensor, got {getattr(x, 'shape', type(x).__name__)}")
-    if labels is not None and (not torch.is_tensor(labels) or labels.shape != x.shape[:1]):
-        raise ValueError(f"labels must be a ({x.shape[0]},) tensor, got {tuple(getattr(labels, 'shape', ()))}")
+    check_positive_int(batch_size, 'batch_size')
     dev = next(model.parameters()).device
-    was_m, was_t = model.training, transcoder.training
-    model.eval(); transcoder.eval()
+    was_m, was_d = model.training, dictionary.training
+    model.eval(); dictionary.eval()
     try:
         batches = [x[i:i + batch_size].to(dev) for i in range(0, x.shape[0], batch_size)]
         sums: dict[str, Tensor] = {}
-        def accumulate(a):
-            sums['s'] = a.double().sum(0) + sums.get('s', 0); return a
-        with patch_site(model, output_site, accumulate): base = [F.log_softmax(model(b), -1) for b in batches]
-        mean = (sums['s'] / x.shape[0]).float()
-        with transcoder_patch(model, transcoder, input_site, output_site): rep = [F.log_softmax(model(b), -1) for b in batches]
-        with patch_site(model, output_site, lambda a: mean.expand_as(a)): abl = [F.log_softmax(model(b), -1) for b in batches]
+        def accumulate(a):   # the output site's mean: over samples (and positions, per_position)
+            rows = a.reshape(-1, a.shape[-1]) if per_position else a
+            sums['s'] = rows.double().sum(0) + sums.get('s', 0); sums['n'] = rows.shape[0] + sums.get('n', 0); return a
+        with patch_site(model, output_site, accumulate): clean = torch.cat([model(b) for b in batches])
+        mean = (sums['s'] / sums['n']).float()
+        with transcoder_patch(model, dictionary, input_site, output_site, per_position): spliced = torch.cat([model(b) for b in batches])
+        ablated = {}
+        for name, fn in (('zero', torch.zeros_like), ('mean', lambda a: mean.to(a.dtype).expand_as(a))):
+            with patch_site(model, output_site, fn): ablated[name] = torch.cat([model(b) for b in batches])
     finally:
-        model.train(was_m); transcoder.train(was_t)
-    p, q, m = torch.cat(base), torch.cat(rep), torch.cat(abl)
-    out = {'kl': _kl(p, q).mean().item(), 'agreement': (p.argmax(-1) == q.argmax(-1)).float().mean().item(),
-           'mean_ablation_kl': _kl(p, m).mean().item()}
-    out['kl_recovered'] = 1.0 - out['kl'] / max(out['mean_ablation_kl'], 1e-12)
-    if labels is not None:
-        y = labels.to(p.device)
-        acc = {k: (v.argmax(-1) == y).float().mean().item() for k, v in (('accuracy', p), ('replaced_accuracy', q), ('mean_ablation_accuracy', m))}
-        out.update(acc, accuracy_drop=acc['accuracy'] - acc['replaced_accuracy'])
-    return out
+        model.train(was_m); dictionary.train(was_d)
+    return clean, spliced, ablated
+
+
+def replacement_fidelity(model: nn.Module,  # classifier whose layer is replaced
+                         transcoder: nn.Module,  # trained transcoder from input_site to output_site (or an SAE at its own site)
+                         x: Tensor,  # (N, ...) model inputs
+                         labels: Tensor | None = None,  # (N,) class labels (None: no accuracies, CE or loss recovered)
+                         *,
+                         input_site: str | Sequence[str] = 'fc1:input',  # what the transcoder reads
+                         output_site: str = 'fc2:input',  # what it replaces
+                         batch_size: int = 4096,  # samples per forward pass
+                        ) -> dict[str, float]:
+    "`decomp.metrics.splice_fidelity` of `model` with `output_site` replaced by the transcoder, against zero and mean ablation."
+    if labels is not None and (not torch.is_tensor(labels) or labels.shape != x.shape[:1]):
+        raise ValueError(f"labels must be a ({x.shape[0]},) tensor, got {tuple(getattr(labels, 'shape', ()))}")
+    clean, spliced, ablated = splice_logits(model, transcoder, x, input_site, output_site, batch_size=batch_size)
+    return splice_fidelity(clean, spliced, ablated, labels)
 
 # %% ../../nbs/22_sae.transcoder.ipynb #bfd54ea7
-def evaluate_transcoder(transcoder: SAE,  # trained transcoder
+def evaluate_transcoder(transcoder: SAE,  # trained transcoder (or an SAE: input_site = output_site)
                         model: nn.Module,  # the model it imitates a layer of
                         x: Tensor,  # (N, ...) model inputs (held out)
                         labels: Tensor | None = None,  # (N,) class labels
@@ -160,9 +169,11 @@ def evaluate_transcoder(transcoder: SAE,  # trained transcoder
                         output_site: str = 'fc2:input',  # what it predicts
                         batch_size: int = 4096,  # samples per forward pass
                        ) -> dict[str, float]:
-    "SAE metrics on the output site (`mse`, `fvu`, `l0`, `dead_frac`) + `replacement_fidelity`, in one dict."
-    pair = transcoder_data(model, x, input_site, output_site, batch_size)
-    return {**evaluate_sae(transcoder, pair, batch_size),
+    "`evaluate_sae` on the output site (`fvu`, `l0`, `dead_frac`, ...) + `replacement_fidelity` (KL, accuracy, loss recovered), in one dict."
+    if _parse_site(input_site) == _parse_site(output_site):   # an SAE spliced into its own site
+        data = collect_activations(model, [output_site], x, batch_size=batch_size)[output_site]
+    else: data = transcoder_data(model, x, input_site, output_site, batch_size)
+    return {**evaluate_sae(transcoder, data, batch_size),
             **replacement_fidelity(model, transcoder, x, labels, input_site=input_site, output_site=output_site, batch_size=batch_size)}
 
 # %% ../../nbs/22_sae.transcoder.ipynb #141a90d4
