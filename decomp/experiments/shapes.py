@@ -349,8 +349,8 @@ class ShapesConfig(Config):
     @classmethod
     def fast(cls, **overrides) -> 'ShapesConfig':
         "A configuration that runs in well under a minute on 2 CPU cores (a smoke test, not a result)."
-        return cls(**{**dict(C={'conv1': 16, 'conv2': 32, 'conv3': 32, 'fc1': 64, 'fc2': 16}, n_spd=1000, steps=40,
-                             spd_batch_size=32, spd_lr=5e-4, spd_lr_warmup_steps=10, n_eval=540, sae_steps=300, cache=False,
+        return cls(**{**dict(C={'conv1': 16, 'conv2': 32, 'conv3': 32, 'fc1': 64, 'fc2': 16}, n_spd=1000, steps=20,
+                             spd_batch_size=32, spd_lr=5e-4, spd_lr_warmup_steps=10, n_eval=540, sae_steps=150, cache=False,
                              adversarial=AdversarialConfig(steps=[0, 5], n_inputs=64)), **overrides})
 
     def run_name(self) -> str:
