@@ -83,6 +83,7 @@ class ParallelLinear(nn.Module):
 
 # %% ../../nbs/11_spd.importance.ipynb #1db0bcdd
 _RELU_GAIN = math.sqrt(2.0)
+_CHUNK = 2 ** 17  # (components x N x h) elements per chunk on CPU: 512 KB of float32, stays in L2
 
 
 def _check_hidden(hidden) -> tuple[int, ...]:
@@ -90,6 +91,36 @@ def _check_hidden(hidden) -> tuple[int, ...]:
     hidden = tuple(hidden)
     for h in hidden: check_positive_int(h, 'hidden width')
     return hidden
+
+
+def _chunk(a: Tensor, h: int) -> int:
+    "Components per chunk for inputs `a` (C, N) and hidden width `h`: all of them off CPU and under torch.compile (which fuses)."
+    C, N = a.shape
+    return C if a.device.type != 'cpu' or torch.compiler.is_compiling() else min(C, max(1, _CHUNK // (N * h)))
+
+
+class _MLP1(torch.autograd.Function):
+    "`out[c] = gelu(a[c] W_in[c] + b_in[c]) @ W_out[c]` for `a` (C, N), in chunks of components; saves only its inputs."
+    @staticmethod
+    def forward(ctx, a: Tensor, W_in: Tensor, b_in: Tensor, W_out: Tensor) -> Tensor:
+        ctx.save_for_backward(a, W_in, b_in, W_out)
+        s = _chunk(a, W_in.shape[1])
+        return torch.cat([torch.bmm(F.gelu(torch.addcmul(b_in[i:i + s, None], a[i:i + s, :, None], W_in[i:i + s, None])),
+                                    W_out[i:i + s, :, None])[..., 0] for i in range(0, a.shape[0], s)])  # (C, N)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: Tensor):  # g (C, N)
+        a, W_in, b_in, W_out = ctx.saved_tensors
+        s, grads = _chunk(a, W_in.shape[1]), []
+        for i in range(0, a.shape[0], s):
+            ac, gc = a[i:i + s, :, None], g[i:i + s]
+            pre = torch.addcmul(b_in[i:i + s, None], ac, W_in[i:i + s, None])  # (s, N, h), recomputed
+            gW_out = torch.bmm(gc[:, None], F.gelu(pre))[:, 0]
+            gpre = torch.ops.aten.gelu_backward(gc[..., None] * W_out[i:i + s, None], pre)
+            gWb = torch.bmm(torch.cat([ac, torch.ones_like(ac)], 2).transpose(1, 2), gpre)  # (s, 2, h): W_in, b_in
+            grads.append((torch.bmm(gpre, W_in[i:i + s, :, None])[..., 0], gWb[:, 0], gWb[:, 1], gW_out))
+        return tuple(torch.cat(t) for t in zip(*grads))
 
 
 class MLPCI(nn.Module):
@@ -113,11 +144,16 @@ class MLPCI(nn.Module):
         "Pre-activations (..., C)."
         if not self.hidden: return inner_acts * self.W_out[:, 0] + self.b_out
         lead, C = inner_acts.shape[:-1], inner_acts.shape[-1]
-        a = inner_acts.reshape(-1, C).t().contiguous()[..., None]  # (C, N, 1): component-major, N = prod(lead)
-        h = F.gelu(torch.baddbmm(self.b_in[:, None], a, self.W_in[:, None]))  # (C, N, h)
-        for layer in self.mid: h = F.gelu(torch.baddbmm(layer.b[:, None], h, layer.W))
-        out = torch.bmm(h, self.W_out[..., None])[..., 0]  # (C, N)
+        a = inner_acts.reshape(-1, C).t().contiguous()  # (C, N): component-major, N = prod(lead)
+        if self.mid or torch.is_autocast_enabled(a.device.type): out = self._forward_autograd(a)
+        else: out = _MLP1.apply(a, self.W_in, self.b_in, self.W_out)
         return (out.t() + self.b_out).contiguous().reshape(*lead, C)
+
+    def _forward_autograd(self, a: Tensor) -> Tensor:
+        "(C, N) -> (C, N) by autograd: two or more hidden layers, or under autocast (its (C, N, h) tensors in bfloat16)."
+        h = F.gelu(torch.baddbmm(self.b_in[:, None], a[..., None], self.W_in[:, None]))  # (C, N, h)
+        for layer in self.mid: h = F.gelu(torch.baddbmm(layer.b[:, None], h, layer.W))
+        return torch.bmm(h, self.W_out[..., None])[..., 0]
 
 # %% ../../nbs/11_spd.importance.ipynb #a6804c69
 class VectorMLPCI(nn.Module):

@@ -201,7 +201,7 @@ def stochastic_recon_losses(model: ComponentModel,  # the decomposed model
                                     dtype=ci[n].dtype).flatten(0, 1)
         if k < V and n not in routes: routes[n] = on[:, j].repeat_interleave(B).to(dev)
     on_rows = {n: routes[n] if n in routes else torch.ones(V * B, dtype=torch.bool, device=dev) for n in names}
-    out = model(repeat_batch(x, V), masks=masks, delta_masks=deltas or None, routes=routes, reuse=reuse_plan(ci, x, on_rows))
+    out = model(x, masks=masks, delta_masks=deltas or None, routes=routes, reuse=reuse_plan(ci, x, on_rows), stack=V)
     d = _per_variant_distance(out, target_out, V, distance)
     res, i = {}, 0
     if all_layers: res['stochastic_recon'] = d[:S].mean(); i = S

@@ -83,6 +83,7 @@ class ComponentModel(nn.Module):
         self.ci_kind, self.ci_hidden, self.use_delta, self.alpha = ci_fn, tuple(ci_hidden), bool(use_delta), float(alpha)
         self.tie = dict(tie or {})
         self._check_tie()
+        self._call_order, self._one_copy_ok = None, {}  # decomposed layers in call order; {layer: stacked forward can start there}
         with torch.random.fork_rng(devices=[]):
             if seed is not None: torch.manual_seed(seed)
             comps: dict[str, Components] = {}
@@ -337,12 +338,12 @@ def _shares_inner(comp: Components) -> bool:
     return type(comp).output_from_inner is not Components.output_from_inner
 
 
-def _rows_out(comp: Components, xin: Tensor, idx_on: Tensor | None, m, dm, delta, reuse) -> Tensor:
-    "Component outputs of the rows `idx_on` of `xin` (None: all rows); the clean ones of `reuse` from the shared inner activations."
+def _rows_out(comp: Components, xin: Tensor, idx_on: Tensor | None, m, dm, delta, reuse, n_rows: int) -> Tensor:
+    "Component outputs of the rows `idx_on` of the `n_rows`-row stacked input `xin` (None: all rows); the clean ones of `reuse` from the shared inner activations."
     sub = lambda t: xin if t is None else xin[t]
     if reuse is None or not _shares_inner(comp): return comp(sub(idx_on), m, delta=delta, delta_mask=dm)
     clean, inner, y = reuse
-    n_on, B = xin.shape[0] if idx_on is None else idx_on.shape[0], inner.shape[0]
+    n_on, B = n_rows if idx_on is None else idx_on.shape[0], inner.shape[0]
     c = clean if idx_on is None else clean[idx_on]
     ic, idirty = c.nonzero().squeeze(1), (~c).nonzero().squeeze(1)
     per_row = lambda t, d: t is not None and t.dim() > d and t.shape[0] == n_on
@@ -378,6 +379,25 @@ def reuse_plan(ci: Mapping[str, Tensor],  # {layer: lower-leaky importances} fro
 
 
 @patch
+def _one_copy_layer(self: ComponentModel, x, names: list[str], reuse: Mapping, stack: int) -> str | None:
+    "The layer that a `stack`-copy forward can start from one copy of `x`: the first of `names` the target calls, when every row's input to it is the cached one and the target gives the same output with that layer's output stacked (checked once per layer)."
+    if stack == 1 or not reuse or set(names) - set(reuse) or batch_size(x) < 2: return None
+    if self._call_order is None:
+        with torch.no_grad(): self._call_order = list(self.forward_with_cache(_map_batch(lambda t: t[:2], x))[1])
+    first = min(names, key=self._call_order.index)
+    if not (_shares_inner(self.components[first]) and bool(reuse[first][0].all())): return None
+    if first not in self._one_copy_ok:  # does the rest of the target read anything but this layer's (stacked) output?
+        x2 = _map_batch(lambda t: t[:2], x)
+        try:
+            with torch.no_grad():
+                with self._hooks({}, {first: lambda mod, args, out: torch.cat([out, out])}): got = self.run_target(x2)
+                want = self.run_target(repeat_batch(x2, 2))
+            self._one_copy_ok[first] = got.shape == want.shape and torch.allclose(got, want, rtol=1e-4, atol=1e-6)
+        except (RuntimeError, ValueError, IndexError, TypeError): self._one_copy_ok[first] = False
+    return first if self._one_copy_ok[first] else None
+
+
+@patch
 def forward(self: ComponentModel, x: Tensor | Mapping[str, Tensor],  # target input (B, ...), or a dict of keyword inputs
             masks: Mapping[str, Tensor] | None = None,  # {name: (..., C) mask}; layers without one run as the target
             delta_masks: Mapping[str, Tensor] | None = None,  # {name: (rows...) delta-term mask} (use_delta); default 1
@@ -386,6 +406,8 @@ def forward(self: ComponentModel, x: Tensor | Mapping[str, Tensor],  # target in
             use_delta: bool | None = None,  # override the model's use_delta for this call
             reuse: Mapping[str, tuple[Tensor, Tensor, Tensor]] | None = None,  # {name: (clean (rows,) bool, inner, y)}: row i with
                      # clean[i] has the cached input of batch row i % B, whose inner activations and target output are reused
+            stack: int = 1,  # run on `stack` copies of `x` stacked along dim 0, as on `repeat_batch(x, stack)`: masks, routes
+                             # and the output have stack * B rows
            ) -> Tensor:
     "Target output with the layers named in `masks` (or `delta_masks`) replaced by their masked components."
     masks, delta_masks, routes, reuse = dict(masks or {}), dict(delta_masks or {}), dict(routes or {}), dict(reuse or {})
@@ -394,6 +416,9 @@ def forward(self: ComponentModel, x: Tensor | Mapping[str, Tensor],  # target in
         raise ValueError("delta_masks given but use_delta is False; build the model with use_delta=True or pass use_delta=True")
     names = list(dict.fromkeys([*masks, *delta_masks]))
     self._check_names(names + list(routes))
+    check_positive_int(stack, 'stack')
+    one = self._one_copy_layer(x, names, reuse, stack)  # the copies start at this layer: its rows all come from the CI pass
+    if one is None and stack > 1: x = repeat_batch(x, stack)
     if not names: return self.run_target(x)
     comps = self.components
     pre, post = {}, {}
@@ -403,7 +428,7 @@ def forward(self: ComponentModel, x: Tensor | Mapping[str, Tensor],  # target in
             if st.calls: raise ValueError(f"layer {n!r} was called twice in one forward pass; layers used more than once are not supported")
             st.calls, st.x = 1, args[0]
             r, ru = routes.get(n), reuse.get(n)
-            if r is None: return (st.x[:0],)  # the target computes nothing: every row uses components
+            if r is None or n == one: return (st.x[:0],)  # the target computes nothing: every row uses components or the cache
             if r.shape != st.x.shape[:1] or r.dtype != torch.bool:
                 raise ValueError(f"routes[{n!r}] must be a bool tensor of shape ({st.x.shape[0]},), got {r.dtype} {tuple(r.shape)}")
             if ru is not None and ru[0].shape != r.shape:
@@ -411,15 +436,16 @@ def forward(self: ComponentModel, x: Tensor | Mapping[str, Tensor],  # target in
             return (st.x[~r if ru is None else ~r & ~ru[0]],)  # clean target rows: the cached output
         def post_hook(mod, args, tgt_out, n=n, st=st):
             xin = st.x; st.x = None
+            N = xin.shape[0] * (stack if n == one else 1)  # rows of the stacked input (xin: one copy at the first layer)
             m, dm, r, ru = masks.get(n), delta_masks.get(n), routes.get(n), reuse.get(n)
             delta = self.target_weight(n) - comps[n].weight if use_delta else None
             if r is None and ru is None: return comps[n](xin, m, delta=delta, delta_mask=dm).to(tgt_out.dtype)  # float32 components, target's dtype
-            if r is None: return _rows_out(comps[n], xin, None, m, dm, delta, ru).to(tgt_out.dtype)
+            if r is None: return _rows_out(comps[n], xin, None, m, dm, delta, ru, N).to(tgt_out.dtype)
             idx_on = r.nonzero().squeeze(1)
-            rows = lambda t: t[idx_on] if t is not None and t.dim() > 1 and t.shape[0] == xin.shape[0] else t
-            dm_on = dm[idx_on] if dm is not None and dm.shape[:1] == xin.shape[:1] else dm
-            on = _rows_out(comps[n], xin, idx_on, rows(m), dm_on, delta, ru)
-            out = on.new_empty((xin.shape[0], *on.shape[1:]))
+            rows = lambda t: t[idx_on] if t is not None and t.dim() > 1 and t.shape[0] == N else t
+            dm_on = dm[idx_on] if dm is not None and dm.shape[:1] == (N,) else dm
+            on = _rows_out(comps[n], xin, idx_on, rows(m), dm_on, delta, ru, N)
+            out = on.new_empty((N, *on.shape[1:]))
             if ru is None: return out.index_copy(0, idx_on, on).index_copy(0, (~r).nonzero().squeeze(1), tgt_out.to(on.dtype)).to(tgt_out.dtype)
             cached = (~r & ru[0]).nonzero().squeeze(1)
             out = out.index_copy(0, idx_on, on).index_copy(0, (~r & ~ru[0]).nonzero().squeeze(1), tgt_out.to(on.dtype))
