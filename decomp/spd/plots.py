@@ -176,26 +176,25 @@ def plot_uv(components: Components | Mapping[str, Tensor],  # a layer's Componen
     if k == 0: raise ValueError("idx is empty: pass at least one component to draw")
     V, U = w['V'][:, idx], w['U'][idx]
     um = float(U.abs().max()) or 1.0
-    if w['read'].dim() == 4:  # read directions are 2-d kernels
+    if w['read'].dim() == 4:  # read directions are 2-d kernels: one mosaic, a row of kernels (one per input channel) per component
         ker = w['read'][idx]  # (k, in_ch, kH, kW)
         chans = ker.abs().sum((0, 2, 3)).argsort(descending=True)[:max_in_channels].sort().values.tolist()
-        n_ch = len(chans)
-        fig = new_figure((1.2 * n_ch + 3.0, 1.15 * k + 1.2), layout='constrained')
-        gs = fig.add_gridspec(k + 1, n_ch + 1, width_ratios=[1] * n_ch + [2.5], height_ratios=[1] * k + [0.12])
-        axes = np.array([[fig.add_subplot(gs[r, j]) for j in range(n_ch + 1)] for r in range(k)])
+        n_ch, kh, kw = len(chans), ker.shape[2], ker.shape[3]
+        tiles = torch.nn.functional.pad(ker[:, chans], (0, 1, 0, 1), value=float('nan'))   # a blank line between kernels
+        mosaic = tiles.permute(0, 2, 1, 3).reshape(k * (kh + 1), n_ch * (kw + 1))[:-1, :-1]
+        fig = new_figure((0.5 * n_ch * (kw + 1) / 3 + 5.5, 0.5 * k * (kh + 1) / 3 + 1.8), layout='constrained')
+        a1, a2 = fig.subplots(1, 2, gridspec_kw=dict(width_ratios=[max(n_ch * (kw + 1), 6), max(U.shape[1], 6)]))
         vm = float(ker[:, chans].abs().max()) or 1.0
-        for r, c in enumerate(idx):
-            for j, ch in enumerate(chans):
-                im = axes[r, j].imshow(ker[r, ch].numpy(), cmap='RdBu_r', vmin=-vm, vmax=vm)
-                axes[r, j].set(xticks=[], yticks=[])
-                if r == 0: axes[r, j].set_title(f'in {ch}', fontsize=8)
-            axes[r, 0].set_ylabel(f'c{c}', fontsize=8, rotation=0, ha='right', va='center')
-            ax = axes[r, -1]
-            ax.bar(np.arange(U.shape[1]), U[r].numpy(), color=np.where(U[r].numpy() >= 0, 'C3', 'C0'))
-            ax.set_ylim(-um, um); ax.set_xticks([]); ax.tick_params(labelsize=6)
-            if r == 0: ax.set_title('U row (out channels)', fontsize=8)
-        axes[-1, -1].set_xlabel('output channel', fontsize=8)
-        fig.colorbar(im, cax=fig.add_subplot(gs[k, :n_ch]), orientation='horizontal', label='kernel weight (V)')
+        im = a1.imshow(mosaic.numpy(), cmap='RdBu_r', vmin=-vm, vmax=vm, interpolation='nearest')
+        a1.set_xticks([j * (kw + 1) + (kw - 1) / 2 for j in range(n_ch)], [f'in {ch}' for ch in chans], fontsize=7)
+        a1.set_yticks([r * (kh + 1) + (kh - 1) / 2 for r in range(k)], [f'c{c}' for c in idx], fontsize=7)
+        a1.set_title('V: kernel per input channel (read)', fontsize=9)
+        fig.colorbar(im, ax=a1, shrink=0.8, label='kernel weight (V)')
+        im = a2.imshow(U.numpy(), cmap='RdBu_r', vmin=-um, vmax=um, aspect='auto', interpolation='nearest')
+        a2.set(xlabel='output channel', title='U rows (write)')
+        a2.xaxis.set_major_locator(MaxNLocator(integer=True))
+        a2.set_yticks(range(k), [f'c{c}' for c in idx], fontsize=7)
+        fig.colorbar(im, ax=a2, shrink=0.8, label='U weight')
     elif image_shape is not None:
         h_, w_ = image_shape
         if h_ * w_ != V.shape[0]: raise ValueError(f"image_shape={image_shape} has {h_ * w_} pixels but V has d_in={V.shape[0]} rows")

@@ -23,10 +23,14 @@ from ..distributed import dist_info
 from ..train import History, Method, fit
 
 # %% auto #0
-__all__ = ['SPDConfig', 'spd_loss_terms', 'spd_eval_metrics', 'SPD', 'make_component_model', 'train_spd', 'load_spd']
+__all__ = ['SPD_LOSS_DEFAULTS', 'SPDConfig', 'spd_loss_terms', 'spd_eval_metrics', 'SPD', 'make_component_model', 'train_spd',
+           'load_spd']
 
 # %% ../../nbs/14_spd.train.ipynb #a1bf4188
 _SCHEDULES = ('constant', 'cosine', 'linear')
+# SPDConfig's recipe where it departs from the loss table's row defaults (decomp.spd.losses): no faithfulness loss (the delta
+# component carries W - VU) after a 200-step faithfulness warm-up, as in the reference's TMS recipe (goodfire-ai/spd)
+SPD_LOSS_DEFAULTS = {'faithfulness': {'coeff': 0.0, 'warmup_steps': 200}}
 
 
 @dataclasses.dataclass
@@ -45,11 +49,12 @@ class SPDConfig(Config):
     output: str | int | None = None  # the target's output to reconstruct: None (it returns a tensor), a key/attribute ('logits') or a tuple index
     ci_fn: str = 'mlp'  # CI function kind: 'mlp', 'vector_mlp', 'shared_mlp'
     ci_hidden: list[int] = dataclasses.field(default_factory=lambda: [16])  # hidden widths of the CI functions
-    use_delta: bool = False  # add the residual W - VU as one more masked term
+    use_delta: bool = True  # add the residual W - VU as one more masked term (the delta component)
     tie: dict[str, str] | None = None  # {layer: source}: layer's components are the source's, transposed
     alpha: float = 0.01  # leak of the leaky hard sigmoids
     init: str = 'random'  # component init: 'random' or 'svd'
-    # the loss table (decomp.spd.losses.LOSS_TERMS): {term: its settings (coeff = 0: not computed)}; terms not given keep their defaults
+    # the loss table (decomp.spd.losses.LOSS_TERMS): {term: its settings (coeff = 0: not computed)}; settings not given keep
+    # SPD_LOSS_DEFAULTS', then the row's defaults
     losses: dict[str, Any] = dataclasses.field(default_factory=dict)
     distance: str | dict[str, list[int]] = 'mse'  # output distance: 'mse', 'kl' (logits; per position for sequences) or {'kl_groups': [3, 3, 3]} (per-head KLs summed)
     # speed
@@ -75,7 +80,9 @@ class SPDConfig(Config):
     progress: bool = True  # tqdm bar
 
     def __post_init__(self):
-        self.losses = loss_settings(self.losses)
+        given = dict(self.losses or {})
+        self.losses = loss_settings({**SPD_LOSS_DEFAULTS, **{k: {**SPD_LOSS_DEFAULTS.get(k, {}), **v} if isinstance(v, Mapping) else v
+                                                             for k, v in given.items()}})
         if self.ci_fn not in CI_KINDS: raise ValueError(f"ci_fn={self.ci_fn!r}: use one of {CI_KINDS}")
         check_distance(self.distance)
         if not (self.output is None or isinstance(self.output, str) or (isinstance(self.output, int) and not isinstance(self.output, bool))):
