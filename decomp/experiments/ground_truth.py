@@ -26,17 +26,32 @@ from ..spd.train import SPDConfig, train_spd
 from .tms import random_recovery, tms_recovery, tms_spd_config
 
 # %% auto #0
-__all__ = ['EXPERIMENT', 'component_weights', 'rank_one_recovery', 'random_rank_one', 'rank_one_toy', 'planted_conv_toy',
-           'ground_truth_recipe', 'BenchRow', 'bench_rank_one', 'bench_conv', 'bench_tms', 'bench_sae',
-           'GroundTruthConfig', 'GroundTruthResult', 'run_ground_truth']
+__all__ = ['EXPERIMENT', 'input_span', 'component_weights', 'rank_one_recovery', 'random_rank_one', 'rank_one_toy',
+           'planted_conv_toy', 'ground_truth_recipe', 'default_recipe', 'BenchRow', 'bench_rank_one', 'bench_conv',
+           'tms_mechanisms', 'bench_tms', 'bench_sae', 'GroundTruthConfig', 'GroundTruthResult', 'run_ground_truth']
 
 # %% ../../nbs/56_ground_truth.ipynb #0fbb9acb
+def input_span(x: Tensor,  # (N, d_in) a layer's inputs (a conv: its unfolded patches, (N * L, in_ch * kH * kW))
+               tol: float = 1e-5,  # a direction counts when its singular value exceeds tol times the largest
+              ) -> Tensor:
+    "(d_in, r) an orthonormal basis of the input directions the data reaches: the right singular vectors of `x`."
+    if x.ndim != 2: raise ValueError(f"x has shape {tuple(x.shape)}: expected (N, d_in); unfold a conv's input into patches first")
+    _, s, vh = torch.linalg.svd(x.detach().cpu().float(), full_matrices=False)
+    return vh[s > tol * s[0]].t()
+
+
 def component_weights(model: ComponentModel,  # a trained decomposition
                       layer: str,  # one of its layers
+                      basis: Tensor | None = None,  # (d_in, r) orthonormal (`input_span`): each read v_c projected onto its span
                      ) -> Tensor:
     "(C, d_out * d_in) each component's rank-one weight u_c v_c^T, flattened (a conv: d_in = in_ch * kH * kW)."
     c = model.components[layer]
-    return torch.einsum('ic,co->coi', c.V.detach().cpu(), c.U.detach().cpu()).flatten(1)
+    V = c.V.detach().cpu()                                                               # (d_in, C)
+    if basis is not None:
+        if basis.ndim != 2 or basis.shape[0] != V.shape[0]:
+            raise ValueError(f"basis {tuple(basis.shape)} must be (d_in, r) with d_in = {V.shape[0]}, the input width of {layer!r}")
+        V = basis @ (basis.t() @ V)
+    return torch.einsum('ic,co->coi', V, c.U.detach().cpu()).flatten(1)
 
 
 def rank_one_recovery(weights: Tensor,  # (C, d_out * d_in) flattened component weights
@@ -58,10 +73,13 @@ def rank_one_recovery(weights: Tensor,  # (C, d_out * d_in) flattened component 
 def random_rank_one(n: int,  # components
                     d_out: int, d_in: int,  # the layer's shape
                     seed: int = 0,  # RNG
+                    basis: Tensor | None = None,  # (d_in, r) orthonormal: reads drawn in its span (as the decomposition is scored)
                    ) -> Tensor:
     "(n, d_out * d_in) random rank-one weights (Gaussian u and v): the chance level of `rank_one_recovery`."
     g = torch.Generator().manual_seed(seed)
-    return torch.einsum('co,ci->coi', torch.randn(n, d_out, generator=g), torch.randn(n, d_in, generator=g)).flatten(1)
+    u = torch.randn(n, d_out, generator=g)
+    v = torch.randn(n, d_in, generator=g) if basis is None else torch.randn(n, basis.shape[1], generator=g) @ basis.t()
+    return torch.einsum('co,ci->coi', u, v).flatten(1)
 
 # %% ../../nbs/56_ground_truth.ipynb #e4f01da0
 def rank_one_toy(n_mechanisms: int = 8,  # M
@@ -103,10 +121,16 @@ def planted_conv_toy(n_filters: int = 4,  # K
 
 # %% ../../nbs/56_ground_truth.ipynb #4ae999a5
 def ground_truth_recipe(target_modules: list[str], C: int, steps: int, seed: int, **overrides) -> SPDConfig:
-    "The benchmark's SPD recipe for rank-one toys: delta component, faithfulness warm-up, importance minimality 1e-2, batch 512."
+    "The benchmark's tuned SPD recipe for rank-one toys: delta component, faithfulness warm-up, lr 3e-3, importance minimality 1e-2, batch 512."
     cfg = SPDConfig(target_modules=target_modules, C=C, use_delta=True, lr=3e-3, steps=steps, batch_size=512, seed=seed,
                     losses={'faithfulness': {'coeff': 0.0, 'warmup_steps': 200}, 'importance_minimality': {'coeff': 1e-2}},
                     log_every=max(1, steps // 10), device='cpu', progress=False)
+    return cfg.replace(**overrides) if overrides else cfg
+
+
+def default_recipe(target_modules: list[str], C: int, steps: int, seed: int, **overrides) -> SPDConfig:
+    "`SPDConfig`'s defaults with only the layers, C, steps and seed given (and bookkeeping: CPU, no progress bar, a log line every steps // 10)."
+    cfg = SPDConfig(target_modules=target_modules, C=C, steps=steps, seed=seed, log_every=max(1, steps // 10), device='cpu', progress=False)
     return cfg.replace(**overrides) if overrides else cfg
 
 
@@ -118,6 +142,7 @@ class BenchRow:
     values: list[float]  # one per seed
     chance: float | None = None  # the same metric for random components / directions
     published: str = ''  # the published number, where one exists
+    recipe: str = 'tuned'  # 'tuned' (the benchmark's recipe) or 'defaults' (SPDConfig's defaults)
 
     @property
     def mean(self) -> float: return float(np.mean(self.values))
@@ -126,34 +151,41 @@ class BenchRow:
 
     def row(self) -> list[str]:
         f = lambda v: f'{v:.4g}'
-        return [self.problem, self.metric, f'{f(self.mean)} ± {f(self.sd)}', ', '.join(f(v) for v in self.values),
+        return [self.problem, self.recipe, self.metric, f'{f(self.mean)} ± {f(self.sd)}', ', '.join(f(v) for v in self.values),
                 '' if self.chance is None else f(self.chance), self.published]
 
 # %% ../../nbs/56_ground_truth.ipynb #41ad6419
-def bench_rank_one(steps: int, seeds: list[int], C: int = 20, spd: Callable[..., SPDConfig] | None = None) -> list[BenchRow]:
-    "Sparse rank-one mechanisms in one Linear layer: worst best-match cosine, significant components (true: 8) and chance."
+_RECIPES = {'tuned': ground_truth_recipe, 'defaults': default_recipe}
+
+
+def bench_rank_one(steps: int, seeds: list[int], C: int = 20, recipe: str = 'tuned') -> list[BenchRow]:
+    "Sparse rank-one mechanisms in one Linear layer, scored on the input span the data reaches: worst and mean best-match cosine, significant components (true: 8), chance."
     tg, true, data = rank_one_toy()
-    recs = [rank_one_recovery(component_weights(train_spd(tg, data, (spd or ground_truth_recipe)(['0'], C, steps, s))[0], '0'), true)
+    basis = input_span(data(4096, torch.Generator().manual_seed(999)))                # (16, 8): the input directions the data reaches
+    recs = [rank_one_recovery(component_weights(train_spd(tg, data, _RECIPES[recipe](['0'], C, steps, s))[0], '0', basis), true)
             for s in seeds]
-    ch = rank_one_recovery(random_rank_one(C, 16, 16), true)
-    return [BenchRow('rank-one mechanisms (8 in a 16x16 Linear)', 'worst best-match cosine', [r['worst_cosine'] for r in recs], ch['worst_cosine']),
-            BenchRow('rank-one mechanisms (8 in a 16x16 Linear)', 'significant components (true 8)', [r['n_significant'] for r in recs], ch['n_significant'])]
+    ch = rank_one_recovery(random_rank_one(C, 16, 16, basis=basis), true)
+    name = 'rank-one mechanisms (8 in a 16x16 Linear)'
+    return [BenchRow(name, 'worst best-match cosine', [r['worst_cosine'] for r in recs], ch['worst_cosine'], recipe=recipe),
+            BenchRow(name, 'MMCS (mean best-match cosine)', [r['mmcs'] for r in recs], ch['mmcs'], recipe=recipe),
+            BenchRow(name, 'significant components (true 8)', [r['n_significant'] for r in recs], ch['n_significant'], recipe=recipe)]
 
 
 def bench_conv(steps: int, seeds: list[int], C: int = 12, rel_threshold: float = 0.1) -> list[BenchRow]:
-    "A Conv2d with 4 planted filters: worst cosine, significant components, per-location CI precision / recall at the planted positions."
+    "A Conv2d with 4 planted filters, scored on the patch span the data reaches: worst cosine, significant components, per-location CI precision / recall at the planted positions."
     tg, true, data = planted_conv_toy()
     img, planted = data(400, torch.Generator().manual_seed(999))                       # held-out images
+    basis = input_span(F.unfold(img, 3, stride=3).transpose(1, 2).flatten(0, 1))        # (9, 4): the patch directions the data reaches
     rows = {k: [] for k in ('worst', 'sig', 'prec', 'rec')}
     for s in seeds:
         cm = train_spd(tg, lambda n, g: data(n, g)[0], ground_truth_recipe(['0'], C, steps, s))[0]
-        r = rank_one_recovery(component_weights(cm, '0'), true, rel_threshold)
+        r = rank_one_recovery(component_weights(cm, '0', basis), true, rel_threshold)
         ci = collect_ci(cm, img)['0'][..., r['best']] > 0.1                               # (n, g, g, K) CI of each filter's component
         rows['worst'].append(r['worst_cosine']); rows['sig'].append(r['n_significant'])
         rows['prec'].append(float((ci & planted).sum() / ci.sum().clamp_min(1)))
         rows['rec'].append(float((ci & planted).sum() / planted.sum()))
     base = float(planted.float().mean())
-    ch = rank_one_recovery(random_rank_one(C, 4, 9), true)
+    ch = rank_one_recovery(random_rank_one(C, 4, 9, basis=basis), true)
     name = 'planted conv filters (4 in a 3x3 stride-3 Conv2d)'
     return [BenchRow(name, 'worst best-match cosine', rows['worst'], ch['worst_cosine']),
             BenchRow(name, 'significant components (true 4)', rows['sig'], ch['n_significant']),
@@ -161,18 +193,38 @@ def bench_conv(steps: int, seeds: list[int], C: int = 12, rel_threshold: float =
             BenchRow(name, 'per-location CI recall at planted positions', rows['rec'])]
 
 
-def bench_tms(steps: int, seeds: list[int], n_features: int = 5, n_hidden: int = 2, spd: SPDConfig | None = None) -> list[BenchRow]:
-    "TMS (the SPD paper's toy): MMCS, mean L2 ratio, worst whole-weight cosine, significant components; chance from random components."
+def tms_mechanisms(target: nn.Module,  # a TMS model (linear1: features -> hidden, linear2: hidden -> features)
+                   layer: str,  # 'linear1' or 'linear2'
+                  ) -> Tensor:
+    "(n_features, d_out * d_in) the rank-one piece of `layer` that carries each feature: column f of linear1's weight, row f of linear2's."
+    W = getattr(target, layer).weight.detach().cpu()
+    eye = torch.eye(W.shape[1] if layer == 'linear1' else W.shape[0])
+    if layer == 'linear1': return torch.einsum('hf,fg->fhg', W, eye).flatten(1)
+    if layer == 'linear2': return torch.einsum('fg,fh->fgh', eye, W).flatten(1)
+    raise ValueError(f"layer={layer!r}: use 'linear1' or 'linear2'")
+
+
+def bench_tms(steps: int, seeds: list[int], n_features: int = 5, n_hidden: int = 2, spd: SPDConfig | None = None,
+              recipe: str = 'tuned') -> list[BenchRow]:
+    "TMS (the SPD paper's toy): MMCS, mean L2 ratio, worst whole-weight cosine, significant components; an untied linear2 scored too; chance from random components."
     target, _ = load_or_train_tms(n_features, n_hidden, feature_prob=0.05, progress=False)
     data = lambda n, g: sparse_features(n, n_features, p=0.05, generator=g)
-    base = spd or tms_spd_config()
-    recs = [tms_recovery(train_spd(target, data, base.replace(steps=steps, seed=s))[0]) for s in seeds]
+    base = spd or (tms_spd_config() if recipe == 'tuned' else default_recipe(['linear1', 'linear2'], 20, steps, 0))
+    models = [train_spd(target, data, base.replace(steps=steps, seed=s))[0] for s in seeds]
+    recs = [tms_recovery(m) for m in models]
     ch = random_recovery(target, base.C, seeds=5)
     name = f'TMS {n_features}-{n_hidden}'
-    return [BenchRow(name, 'MMCS', [r['mmcs'] for r in recs], ch['mmcs'][0], '1.000 (SPD paper)'),
-            BenchRow(name, 'mean L2 ratio', [r['mean_l2_ratio'] for r in recs], ch['mean_l2_ratio'][0], '0.99-1.03 (SPD paper)'),
-            BenchRow(name, 'worst whole-weight cosine', [r['min_cosine'] for r in recs], ch['min_cosine'][0]),
-            BenchRow(name, f'significant components (true {n_features})', [r['n_significant'] for r in recs])]
+    rows = [BenchRow(name, 'MMCS', [r['mmcs'] for r in recs], ch['mmcs'][0], '1.000 (SPD paper)', recipe),
+            BenchRow(name, 'mean L2 ratio', [r['mean_l2_ratio'] for r in recs], ch['mean_l2_ratio'][0], '0.99-1.03 (SPD paper)', recipe),
+            BenchRow(name, 'worst whole-weight cosine', [r['min_cosine'] for r in recs], ch['min_cosine'][0], recipe=recipe),
+            BenchRow(name, f'significant components (true {n_features})', [r['n_significant'] for r in recs], published='5 (SPD paper)' if n_features == 5 else '', recipe=recipe)]
+    if 'linear2' in models[0].components and 'linear2' not in (base.tie or {}):        # an untied linear2 has components of its own
+        true2 = tms_mechanisms(target, 'linear2')
+        r2 = [rank_one_recovery(component_weights(m, 'linear2'), true2) for m in models]
+        ch2 = rank_one_recovery(random_rank_one(base.C, n_features, n_hidden), true2)
+        rows += [BenchRow(name, 'linear2: worst whole-weight cosine', [r['worst_cosine'] for r in r2], ch2['worst_cosine'], recipe=recipe),
+                 BenchRow(name, f'linear2: significant components (true {n_features})', [r['n_significant'] for r in r2], recipe=recipe)]
+    return rows
 
 
 def bench_sae(steps: int, seeds: list[int]) -> list[BenchRow]:
@@ -202,9 +254,11 @@ class GroundTruthConfig(Config):
     sae_steps: int = 2000  # training steps of the SAE toy
     tms_40_10: bool = False  # also TMS 40-10 (C = 200, 5000 steps at batch 1024: minutes)
     problems: list[str] = dataclasses.field(default_factory=lambda: ['tms', 'rank_one', 'conv', 'sae'])  # which toys
+    defaults_steps: int | None = 10_000  # also the rank-one and TMS 5-2 toys with SPDConfig's defaults for this many steps (None: skip)
 
     def __post_init__(self):
         for f in ('steps', 'n_seeds', 'sae_steps'): check_positive_int(getattr(self, f), f)
+        if self.defaults_steps is not None: check_positive_int(self.defaults_steps, 'defaults_steps')
         bad = [p for p in self.problems if p not in ('tms', 'rank_one', 'conv', 'sae')]
         if bad or not self.problems: raise ValueError(f"problems={self.problems!r}: unknown {bad}; choose from ['tms', 'rank_one', 'conv', 'sae']")
         if self.device != 'cpu': raise ValueError(f"device={self.device!r}: the ground-truth toys run on 'cpu'")
@@ -219,15 +273,17 @@ class GroundTruthResult:
 
     def metrics(self) -> dict[str, Any]:
         return {'rows': [dict(problem=r.problem, metric=r.metric, values=r.values, mean=r.mean, sd=r.sd, chance=r.chance,
-                              published=r.published) for r in self.rows], 'timings_s': self.timings}
+                              published=r.published, recipe=r.recipe) for r in self.rows], 'timings_s': self.timings}
 
     def table(self) -> tuple[list[str], list[list[str]]]:
-        return ['problem', 'metric', 'mean ± sd', 'per seed', 'chance', 'published'], [r.row() for r in self.rows]
+        return ['problem', 'recipe', 'metric', 'mean ± sd', 'per seed', 'chance', 'published'], [r.row() for r in self.rows]
 
     def report(self) -> Report:
         c = self.config
         r = Report('Ground-truth benchmark')
-        r.text(f"`decomp ground_truth`: {c.steps} SPD steps per toy (SAE: {c.sae_steps}), seeds {c.seed}..{c.seed + c.n_seeds - 1}. "
+        r.text(f"`decomp ground_truth`: {c.steps} SPD steps per toy with the tuned recipes (SAE: {c.sae_steps}), "
+               + (f"{c.defaults_steps} with SPDConfig's defaults (only C, steps and the data given), " if c.defaults_steps else '')
+               + f"seeds {c.seed}..{c.seed + c.n_seeds - 1}. Rank-one and conv toys are scored on the input directions the data reaches. "
                "Chance: random rank-one components (SPD toys), random directions (SAE), the base rate of planted cells (precision).")
         r.table(*self.table())
         return r.config(c)
@@ -245,6 +301,10 @@ def run_ground_truth(config: GroundTruthConfig | None = None,  # settings (defau
     rows, timings = [], {}
     for p in cfg.problems:
         t0 = time.time(); rows += runs[p](); timings[p] = time.time() - t0
+    if cfg.defaults_steps:
+        for p, run in (('tms', lambda: bench_tms(cfg.defaults_steps, seeds, recipe='defaults')),
+                       ('rank_one', lambda: bench_rank_one(cfg.defaults_steps, seeds, recipe='defaults'))):
+            if p in cfg.problems: t0 = time.time(); rows += run(); timings[f'{p}/defaults'] = time.time() - t0
     if cfg.tms_40_10:
         t0 = time.time()
         rows += bench_tms(5000, seeds, 40, 10, tms_spd_config(C=200, losses={'importance_minimality': {'coeff': 1e-4, 'p': 2.0}}, batch_size=1024))
