@@ -104,7 +104,7 @@ def gather_preacts(h: Tensor,  # (batch, d_enc) encoder input
     "`z[rows, cols]` with gradients to `h`, `W_enc`, `b_enc`, `b_dec` computed sparsely (only the selected entries)."
     return _GatherPreacts.apply(h, W_enc, b_enc, b_dec, z.detach(), rows, cols, offsets)
 
-# %% ../../nbs/20_sae.base.ipynb #928f77cb
+# %% ../../nbs/20_sae.base.ipynb #fb6a3545
 class _GatherPreactsCols(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, W, b_enc, b_dec, z_cols, cols, top):
