@@ -130,7 +130,9 @@ class RepoStep:
         self.sae = mod.BatchTopKSAE(self.cfg)
         with torch.no_grad():
             for n in ('W_enc', 'b_enc', 'W_dec', 'b_dec'): getattr(self.sae, n).copy_(getattr(sae, n))
-            if n_dead: self.sae.num_batches_not_active[N_FEAT - n_dead:] = 10 ** 9
+            if n_dead:  # its forward has no b_enc: zero encoder columns keep the dead half silent (same live codes as decomp's)
+                self.sae.W_enc[:, N_FEAT - n_dead:] = 0.0
+                self.sae.num_batches_not_active[N_FEAT - n_dead:] = 10 ** 9
         self.opt = torch.optim.Adam(self.sae.parameters(), lr=self.cfg['lr'], betas=(self.cfg['beta1'], self.cfg['beta2']))
 
     def __call__(self, x):
