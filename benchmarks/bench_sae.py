@@ -10,8 +10,14 @@ dense baseline = the BatchTopK-repo recipe: dense pre-activations, ReLU, `topk` 
                 (a full selection of k * batch out of 16.8 M values), dense scatter, dense decoder matmul, dense
                 autograd gradients, the same projection, the same fused Adam and the same renormalisation.
 The script checks that both produce the same reconstruction on the first batch before timing.
+repo step      = with `--batchtopk PATH` (a checkout of bartbussmann/BatchTopK outside this repository; nothing of it is
+                copied here): its own `BatchTopKSAE` (sae.py) and the body of its `train_sae` loop (training.py): forward,
+                loss.backward(), clip_grad_norm_, make_decoder_weights_and_grad_unit_norm, Adam step, zero_grad; config
+                784 -> 4096, top_k 32, top_k_aux 392 (decomp's d_in // 2), aux_penalty 1/32, no input normalisation, float32.
+                Timed with no dead feature and with half of the dictionary dead (its aux loss active), interleaved with
+                decomp's step and the matmul. Its aux codes are ReLU'd pre-activations where decomp's are raw ones.
 
-Usage: python benchmarks/bench_sae.py [--json out.json]
+Usage: python benchmarks/bench_sae.py [--batchtopk PATH] [--json out.json]
 """
 from __future__ import annotations
 import argparse, json, sys
@@ -115,12 +121,64 @@ def bench(name, sae, x, y, reps):
             'dense_steps_s': 1 / tb, 'recon_max_abs_diff': err, 'raw': t}
 
 
-def bench_dead(sae, x, reps):
-    "Half the dictionary dead (AuxK active, k_aux = d_in // 2 of 2048 dead: density 0.19): decomp's step as it chooses the AuxK decode, and forced sparse."
-    import decomp.sae.base as base
+class RepoStep:
+    "The BatchTopK repo's own step (the body of its train_sae loop) on its own BatchTopKSAE, started from decomp's weights."
+    def __init__(self, mod, sae, n_dead: int = 0):
+        self.cfg = {'seed': 0, 'act_size': D_IN, 'dict_size': N_FEAT, 'top_k': K, 'top_k_aux': D_IN // 2, 'aux_penalty': 1 / 32,
+                    'l1_coeff': 0, 'n_batches_to_dead': 5, 'input_unit_norm': False, 'dtype': torch.float32, 'device': 'cpu',
+                    'lr': 3e-4, 'beta1': 0.9, 'beta2': 0.99, 'max_grad_norm': 100000}
+        self.sae = mod.BatchTopKSAE(self.cfg)
+        with torch.no_grad():
+            for n in ('W_enc', 'b_enc', 'W_dec', 'b_dec'): getattr(self.sae, n).copy_(getattr(sae, n))
+            if n_dead:  # its forward has no b_enc: zero encoder columns keep the dead half silent (same live codes as decomp's)
+                self.sae.W_enc[:, N_FEAT - n_dead:] = 0.0
+                self.sae.num_batches_not_active[N_FEAT - n_dead:] = 10 ** 9
+        self.opt = torch.optim.Adam(self.sae.parameters(), lr=self.cfg['lr'], betas=(self.cfg['beta1'], self.cfg['beta2']))
+
+    def __call__(self, x):
+        out = self.sae(x)
+        out['loss'].backward()
+        torch.nn.utils.clip_grad_norm_(self.sae.parameters(), self.cfg['max_grad_norm'])
+        self.sae.make_decoder_weights_and_grad_unit_norm()
+        self.opt.step()
+        self.opt.zero_grad()
+        return out
+
+
+def import_batchtopk(path: str):
+    "The BatchTopK repo's sae.py from a checkout at `path` (imported under another name; it needs only torch)."
+    import importlib.util, subprocess
+    f = Path(path) / 'sae.py'
+    if not f.exists(): raise SystemExit(f"--batchtopk {path!r} is not a bartbussmann/BatchTopK checkout (no sae.py)")
+    spec = importlib.util.spec_from_file_location('batchtopk_repo_sae', f)
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    mod.commit = subprocess.run(['git', '-C', path, 'log', '-1', '--format=%H %s'], capture_output=True, text=True).stdout.strip()
+    return mod
+
+
+def bench_repo(mod, sae, x, reps, n_dead: int):
+    "decomp's step vs the repo's own step from the same weights (n_dead of the last features dead on both sides), and the matmul."
+    dec, repo = DecompStep(sae), RepoStep(mod, sae, n_dead)
+    with torch.no_grad(): err = (sae(x).recon - repo.sae(x)['sae_out']).abs().max().item()
+    A = torch.randn(BATCH, D_IN); Bm = torch.randn(D_IN, N_FEAT)
+    t = interleaved({'matmul': lambda: A @ Bm, 'decomp': lambda: dec(x), 'repo': lambda: repo(x)}, reps=reps)
+    tm, td, tr = med(t['matmul']), med(t['decomp']), med(t['repo'])
+    return {'n_dead': n_dead, 'matmul_s': tm, 'decomp_s': td, 'repo_s': tr, 'decomp_over_matmul': td / tm,
+            'repo_over_matmul': tr / tm, 'speedup': tr / td, 'recon_max_abs_diff': err, 'raw': t}
+
+
+def make_half_dead(sae):
+    "Kill the last half of the dictionary: never selected (b_enc -10) and counted dead."
     n_dead = N_FEAT // 2
-    with torch.no_grad(): sae.b_enc[n_dead:] = -10.0  # never selected: they stay dead
+    with torch.no_grad(): sae.b_enc[n_dead:] = -10.0
     sae.samples_since_fired[n_dead:] = 10 ** 9
+    return n_dead
+
+
+def bench_dead(sae, x, reps):
+    "Half the dictionary dead (AuxK active, k_aux = d_in // 2 of 2048 dead: density 0.19): decomp's step as it chooses the AuxK path, and forced sparse."
+    import decomp.sae.base as base
+    n_dead = make_half_dead(sae)
     dec = DecompStep(sae)
     def forced_sparse():
         saved, base.AUXK_DENSE_FROM = base.AUXK_DENSE_FROM, float('inf')
@@ -140,10 +198,24 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--reps', type=int, default=5)
     ap.add_argument('--json', default=None)
+    ap.add_argument('--batchtopk', default=None, help='a bartbussmann/BatchTopK checkout: also time its own step')
+    ap.add_argument('--only-repo', action='store_true', help='only the repo comparison (with --batchtopk)')
     args = ap.parse_args()
     set_threads()
     x, src = data()
     res = {'machine': machine(), 'load_start': load(), 'data': src, 'results': []}
+    if args.batchtopk:
+        mod = import_batchtopk(args.batchtopk)
+        res['repo'] = {'commit': mod.commit}
+        for label, dead in (('no_dead', False), ('half_dead', True)):
+            s = BatchTopKSAE(D_IN, N_FEAT, K, seed=0)
+            with torch.no_grad(): s.b_dec.copy_(x.mean(0))
+            res['repo'][label] = r = bench_repo(mod, s, x, args.reps, make_half_dead(s) if dead else 0)
+            print(f"BatchTopK repo, {label}: matmul {r['matmul_s']*1e3:.1f} ms | decomp {r['decomp_s']*1e3:.1f} ms = {r['decomp_over_matmul']:.2f}x | "
+                  f"repo {r['repo_s']*1e3:.1f} ms = {r['repo_over_matmul']:.2f}x | decomp {r['speedup']:.2f}x faster", flush=True)
+        if args.only_repo:
+            if args.json: Path(args.json).write_text(json.dumps(res, indent=1))
+            return
     sae = BatchTopKSAE(D_IN, N_FEAT, K, seed=0)
     with torch.no_grad(): sae.b_dec.copy_(x.mean(0))  # as train_sae's b_dec init would (mean)
     res['results'].append(bench('batchtopk_sae', sae, x, None, args.reps))

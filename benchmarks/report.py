@@ -202,6 +202,24 @@ def sae_section(sae: dict) -> list[str]:
           f"{hd['density']:.2f}; the AuxK decode is dense from density {hd['dense_from']}): one matmul {hd['matmul_s']*1e3:.1f} ms, "
           f"decomp's step {hd['decomp_s']*1e3:.1f} ms = **{hd['decomp_over_matmul']:.2f}x** the matmul; with the AuxK decode forced "
           f"sparse {hd['decomp_sparse_auxk_s']*1e3:.1f} ms = {hd['sparse_auxk_over_matmul']:.2f}x.\n")
+    repo = sae.get('repo')
+    if repo:
+        w(f"**The BatchTopK repo's own step** (bartbussmann/BatchTopK {repo['commit']}, imported from a checkout outside this "
+          "repository: its `BatchTopKSAE` and the body of its `train_sae` loop: forward, backward, `clip_grad_norm_`, "
+          "`make_decoder_weights_and_grad_unit_norm`, Adam; top_k 32, top_k_aux 392, aux_penalty 1/32, float32), from the same "
+          "weights as decomp's SAE, interleaved with decomp's step and the matmul in the same run:\n")
+        w('| case | matmul ms | decomp ms/step | **decomp / matmul** | repo ms/step | **repo / matmul** | decomp speed-up vs repo | recon max abs diff |')
+        w('|---|---|---|---|---|---|---|---|')
+        for label, name in (('no_dead', 'no dead feature'), ('half_dead', f"half the dictionary dead (AuxK active)")):
+            r = repo.get(label)
+            if r: w(f"| {name} | {r['matmul_s']*1e3:.1f} | {r['decomp_s']*1e3:.1f} | **{r['decomp_over_matmul']:.2f}x** | "
+                    f"{r['repo_s']*1e3:.1f} | **{r['repo_over_matmul']:.2f}x** | {r['speedup']:.2f}x | {r['recon_max_abs_diff']:.1e} |")
+        w('')
+        for label in ('no_dead', 'half_dead'):
+            r = repo.get(label)
+            if r: w(f"- {label} rounds (s): matmul {[round(t, 3) for t in r['raw']['matmul']]}, decomp {[round(t, 3) for t in r['raw']['decomp']]}, "
+                    f"repo {[round(t, 3) for t in r['raw']['repo']]}")
+        w('')
     return L
 
 

@@ -114,12 +114,12 @@ class _MLP1(torch.autograd.Function):
         a, W_in, b_in, W_out = ctx.saved_tensors
         s, grads = _chunk(a, W_in.shape[1]), []
         for i in range(0, a.shape[0], s):
-            ac, gc = a[i:i + s, :, None], g[i:i + s]
-            pre = torch.addcmul(b_in[i:i + s, None], ac, W_in[i:i + s, None])  # (s, N, h), recomputed
+            ac, gc = a[i:i + s], g[i:i + s]
+            pre = torch.addcmul(b_in[i:i + s, None], ac[..., None], W_in[i:i + s, None])  # (s, N, h), recomputed
             gW_out = torch.bmm(gc[:, None], F.gelu(pre))[:, 0]
-            gpre = torch.ops.aten.gelu_backward(gc[..., None] * W_out[i:i + s, None], pre)
-            gWb = torch.bmm(torch.cat([ac, torch.ones_like(ac)], 2).transpose(1, 2), gpre)  # (s, 2, h): W_in, b_in
-            grads.append((torch.bmm(gpre, W_in[i:i + s, :, None])[..., 0], gWb[:, 0], gWb[:, 1], gW_out))
+            D = torch.ops.aten.gelu_backward(W_out[i:i + s, None].expand_as(pre), pre)  # d out / d pre; times g below
+            gWb = torch.bmm(torch.stack([ac * gc, gc], 1), D)  # (s, 2, h): W_in, b_in
+            grads.append((gc * torch.bmm(D, W_in[i:i + s, :, None])[..., 0], gWb[:, 0], gWb[:, 1], gW_out))
         return tuple(torch.cat(t) for t in zip(*grads))
 
 

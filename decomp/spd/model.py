@@ -347,16 +347,17 @@ def _rows_out(comp: Components, xin: Tensor, idx_on: Tensor | None, m, dm, delta
     c = clean if idx_on is None else clean[idx_on]
     ic, idirty = c.nonzero().squeeze(1), (~c).nonzero().squeeze(1)
     per_row = lambda t, d: t is not None and t.dim() > d and t.shape[0] == n_on
-    pick = lambda t, i, d: t[i] if per_row(t, d) else t
+    pick = lambda t, i, d: t[i] if i is not None and per_row(t, d) else t
+    ic_rows = ic if idirty.numel() else None  # every row clean: the per-row tensors as they are (no gather, no scatter back)
     src = (ic if idx_on is None else idx_on[ic]) % B
     d_out = None if delta is None else comp.delta_from_target(y, inner)
     k = src.numel() // B
     if k * B == src.numel() and per_row(m, 1) and (dm is None or per_row(dm, 0)) and \
             torch.equal(src.view(k, B), torch.arange(B, device=src.device).expand(k, B)):  # whole batches: broadcast, no gather
-        mk = m[ic].view(k, *inner.shape)
-        out_c = comp.output_from_inner(inner, mk, d_out, None if dm is None else dm[ic].view(k, *inner.shape[:-1]))
+        mk = pick(m, ic_rows, 1).view(k, *inner.shape)
+        out_c = comp.output_from_inner(inner, mk, d_out, None if dm is None else pick(dm, ic_rows, 0).view(k, *inner.shape[:-1]))
         out_c = out_c.reshape(k * B, *out_c.shape[2:])
-    else: out_c = comp.output_from_inner(inner[src], pick(m, ic, 1), None if d_out is None else d_out[src], pick(dm, ic, 0))
+    else: out_c = comp.output_from_inner(inner[src], pick(m, ic_rows, 1), None if d_out is None else d_out[src], pick(dm, ic_rows, 0))
     if not idirty.numel(): return out_c
     dirty = idirty if idx_on is None else idx_on[idirty]
     out_d = comp(xin[dirty], pick(m, idirty, 1), delta=delta, delta_mask=pick(dm, idirty, 0))
