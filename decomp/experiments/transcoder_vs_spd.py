@@ -241,7 +241,7 @@ def spd_fidelity(cm: ComponentModel,  # trained decomposition containing `layer`
             alive = act.any(0) if alive is None else alive | act.any(0)
     finally: cm.train(was)
     res = {'kl': kl / n, 'agreement': agree / n, 'l0': l0 / n, 'alive': int(alive.sum())}
-    if labels is not None: res.update(accuracy=correct_t / n, replaced_accuracy=correct / n, accuracy_drop=(correct_t - correct) / n)
+    if labels is not None: res.update(accuracy=correct_t / n, spliced_accuracy=correct / n, accuracy_drop=(correct_t - correct) / n)
     return res
 
 
