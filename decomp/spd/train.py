@@ -23,8 +23,8 @@ from ..distributed import dist_info
 from ..train import History, Method, fit
 
 # %% auto #0
-__all__ = ['SPD_LOSS_DEFAULTS', 'SPDConfig', 'spd_loss_terms', 'spd_eval_metrics', 'SPD', 'make_component_model', 'train_spd',
-           'load_spd']
+__all__ = ['SPD_LOSS_DEFAULTS', 'SPDConfig', 'spd_loss_terms', 'spd_eval_metrics', 'SPD', 'autocast_dtype',
+           'make_component_model', 'train_spd', 'load_spd']
 
 # %% ../../nbs/14_spd.train.ipynb #a1bf4188
 _SCHEDULES = ('constant', 'cosine', 'linear')
@@ -59,7 +59,7 @@ class SPDConfig(Config):
     distance: str | dict[str, list[int]] = 'mse'  # output distance: 'mse', 'kl' (logits; per position for sequences) or {'kl_groups': [3, 3, 3]} (per-head KLs summed)
     # speed
     compile: bool = False  # torch.compile the CI functions (pays on GPUs; compiling takes about a minute)
-    amp_dtype: str | None = None  # 'bfloat16': autocast the forward passes to bfloat16 (mixed precision, for CUDA)
+    amp_dtype: str | None = None  # None: float32; 'bfloat16': autocast the forward passes to bfloat16; 'auto': bfloat16 where it is fast (`autocast_dtype`)
     # optimisation
     steps: int = 10_000
     batch_size: int = 4096
@@ -87,7 +87,7 @@ class SPDConfig(Config):
         check_distance(self.distance)
         if not (self.output is None or isinstance(self.output, str) or (isinstance(self.output, int) and not isinstance(self.output, bool))):
             raise ValueError(f"output={self.output!r}: use None, a key/attribute such as 'logits', or a tuple index (a callable: ComponentModel(output=...))")
-        if self.amp_dtype not in (None, 'bfloat16'): raise ValueError(f"amp_dtype={self.amp_dtype!r}: use None or 'bfloat16'")
+        if self.amp_dtype not in (None, 'bfloat16', 'auto'): raise ValueError(f"amp_dtype={self.amp_dtype!r}: use None, 'bfloat16' or 'auto'")
         if self.lr_schedule not in _SCHEDULES: raise ValueError(f"lr_schedule={self.lr_schedule!r}: use one of {_SCHEDULES}")
         for f in ('steps', 'batch_size', 'log_every'):
             v = getattr(self, f)
@@ -178,6 +178,21 @@ class SPD(Method):
         self.loss_state: dict = {}  # state of loss terms across steps ({row name: ...}), kept in checkpoints
 
 # %% ../../nbs/14_spd.train.ipynb #07bf10a8
+def autocast_dtype(amp_dtype: str | None,  # `SPDConfig.amp_dtype`: None, 'bfloat16' or 'auto'
+                   device: torch.device | str,  # where the step runs
+                  ) -> torch.dtype | None:
+    "The dtype the SPD step autocasts to on `device`, None for float32: 'auto' is bfloat16 only where bfloat16 matmuls are fast."
+    if amp_dtype is None: return None
+    if amp_dtype == 'bfloat16': return torch.bfloat16
+    if amp_dtype != 'auto': raise ValueError(f"amp_dtype={amp_dtype!r}: use None, 'bfloat16' or 'auto'")
+    device = torch.device(device)
+    if device.type == 'cuda': fast = torch.cuda.is_bf16_supported()
+    elif device.type == 'cpu':  # AVX512-BF16 or AMX; on other CPUs (AVX2) bfloat16 is emulated and slower than float32
+        fast = any(getattr(torch.cpu, f, lambda: False)() for f in ('_is_avx512_bf16_supported', '_is_amx_tile_supported'))
+    else: fast = False
+    return torch.bfloat16 if fast else None
+
+
 @patch
 def mask_generator(self: SPD, device: torch.device) -> torch.Generator:
     "The RNG of the stochastic masks (seeded by seed + 2, on `device`)."
@@ -192,9 +207,10 @@ def loss_terms(self: SPD, batch, step: int = 0) -> dict[str, Tensor]:
     x = batch[0] if isinstance(batch, (tuple, list)) else batch
     if not self._checked: _check_target_runs(self.model, x); self._checked = True
     rank, world = dist_info()
-    amp = self.config.amp_dtype is not None
     dev = batch_device(x)
-    with torch.autocast(dev.type, dtype=getattr(torch, self.config.amp_dtype or 'bfloat16'), enabled=amp):
+    dtype = autocast_dtype(self.config.amp_dtype, dev)
+    amp = dtype is not None
+    with torch.autocast(dev.type, dtype=dtype or torch.bfloat16, enabled=amp):
         terms = spd_loss_terms(self.model, x, self.config, step, self.mask_generator(dev),
                                (rank, world) if world > 1 else None, self.loss_state)
     return {k: v.float() for k, v in terms.items()} if amp else terms
