@@ -17,7 +17,7 @@ from .importance import CI_KINDS, GlobalSharedMLPCI, lower_leaky_hard_sigmoid, m
 
 # %% auto #0
 __all__ = ['tied_layers', 'ComponentModel', 'check_component_model', 'batch_size', 'batch_device', 'repeat_batch', 'LayerInputs',
-           'CISource', 'ci_source', 'reuse_plan']
+           'CISource', 'ci_source', 'detach_ci', 'reuse_plan']
 
 # %% ../../nbs/12_spd.model.ipynb #d4135f75
 def _check_not_mha(target: nn.Module, names: Sequence[str]):
@@ -322,6 +322,16 @@ def ci_source(ci: Tensor,  # a lower-leaky importance tensor
     return getattr(ci, '_spd_source', None)
 
 
+def detach_ci(ci: Mapping[str, Tensor],  # {layer: lower-leaky importances} from `calc_ci`
+             ) -> dict[str, Tensor]:
+    "The importances detached, each keeping its `ci_source` with detached inner activations: constants for a PGD ascent, whose masked forwards can still reuse the CI pass (with `reuse_plan(..., model_grad=False)`)."
+    out = {}
+    for n, c in ci.items():
+        out[n], s = c.detach(), ci_source(c)
+        if s is not None: out[n]._spd_source = s._replace(inner=s.inner.detach())
+    return out
+
+
 @patch
 def calc_ci(self: ComponentModel, inputs: Mapping[str, Tensor],  # {name: layer input} from forward_with_cache
             return_pre: bool = False,  # also return the pre-sigmoid values
@@ -387,10 +397,13 @@ def _rows_out(comp: Components, xin: Tensor, idx_on: Tensor | None, m, dm, delta
 def reuse_plan(ci: Mapping[str, Tensor],  # {layer: lower-leaky importances} from `calc_ci` (with their `ci_source`)
                x,  # the model input of the masked forward's batch (B rows, before stacking)
                on: Mapping[str, Tensor],  # {layer: (rows,) bool} the rows of the stacked forward that use its components
+               model_grad: bool = True,  # the caller differentiates the output in the components (False: a PGD ascent, which
+                                         # wants gradients in the sources only)
               ) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
-    "`reuse` for `ComponentModel.forward`: a row's input to a layer is the cached one when no layer the target calls before it uses components in that row; {} unless every importance came from `calc_ci` on a cache of this very `x`."
+    "`reuse` for `ComponentModel.forward`: a row's input to a layer is the cached one when no layer the target calls before it uses components in that row; {} unless every importance came from `calc_ci` on a cache of this very `x`, and, where gradients in the components are wanted, the cached inner activations carry theirs."
     srcs = {n: ci_source(c) for n, c in ci.items()}
     if not srcs or any(s is None or s.batch is not x for s in srcs.values()): return {}
+    if model_grad and torch.is_grad_enabled() and any(not s.inner.requires_grad for s in srcs.values()): return {}  # CI under no_grad
     plan, busy = {}, None
     for n in sorted(srcs, key=lambda n: srcs[n].order):
         s = srcs[n]
