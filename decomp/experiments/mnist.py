@@ -4,7 +4,7 @@
 
 # %% ../../nbs/50_mnist.ipynb #6d1f1e03
 from __future__ import annotations
-import dataclasses, math, time
+import dataclasses, math, sys, time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -366,12 +366,17 @@ def run_mnist(config: MNISTConfig | None = None,  # settings (default MNISTConfi
 
 def _run(cfg: MNISTConfig, out: Path, progress: bool) -> MNISTResult:
     t_start, timings = time.time(), {}
-    def lap(name, t0): timings[name] = time.time() - t0
+    def start(what: str) -> float:  # one line per phase on stderr, beside the bars, when progress is on
+        if progress: print(f'mnist: {what}', file=sys.stderr, flush=True)
+        return time.time()
+    def lap(name, t0):
+        timings[name] = time.time() - t0
+        if progress: print(f'mnist: {name} done in {timings[name]:.0f} s', file=sys.stderr, flush=True)
     dev = get_device(cfg.device)
     figs_dir, figures = out / 'figures', {}
     for old in (figs_dir / 'directions').glob('fc1_step_*.png'): old.unlink()  # snapshots of an earlier run in this folder
 
-    t0 = time.time()
+    t0 = start('target MLP (trained on the first run, then read from the cache)')
     data = load_mnist()
     x_train, x_test, y_test = data.x_train.flatten(1), data.x_test.flatten(1)[:cfg.eval_samples], data.y_test[:cfg.eval_samples]
     target, target_acc = load_or_train_mnist_mlp(hidden=cfg.hidden, seed=cfg.seed, device=dev, progress=progress)
@@ -382,7 +387,7 @@ def _run(cfg: MNISTConfig, out: Path, progress: bool) -> MNISTResult:
     target = target.to(dev).eval()
     lap('target', t0)
 
-    t0 = time.time()
+    t0 = start(f'post-hoc SPD, {cfg.spd.steps} steps')
     snap = data.x_test.flatten(1)[:cfg.snapshot_samples].to(dev)
     def eval_hook(model: ComponentModel, batch: Tensor, step: int) -> dict[str, float]:
         p = figs_dir / 'directions' / f'fc1_step_{step + 1:06d}.png'
@@ -392,7 +397,7 @@ def _run(cfg: MNISTConfig, out: Path, progress: bool) -> MNISTResult:
     cm.eval()
     lap('spd', t0)
 
-    t0 = time.time()
+    t0 = start(f'evaluation on {len(x_test)} test images, figures')
     ev = evaluate_decomposition(cm, x_test, y_test, threshold=cfg.spd.ci_threshold, seed=cfg.seed, progress=progress,
                                 adversarial=cfg.adversarial)
     figures['training_curves'] = figs_dir / 'training_curves.png'
@@ -406,7 +411,7 @@ def _run(cfg: MNISTConfig, out: Path, progress: bool) -> MNISTResult:
 
     pev = phist = None
     if cfg.predecomposed:
-        t0 = time.time()
+        t0 = start(f'pre-decomposed training, {cfg.predecomposed_n_steps} steps, evaluation, figures')
         pcm, phist = train_predecomposed(cfg, x_train, data.y_train, progress=progress)
         pev = evaluate_decomposition(pcm, x_test, y_test, threshold=cfg.spd.ci_threshold, seed=cfg.seed, progress=progress,
                                      adversarial=cfg.adversarial)
@@ -430,7 +435,7 @@ def _run(cfg: MNISTConfig, out: Path, progress: bool) -> MNISTResult:
 
     cres = None
     if cfg.run_causal:
-        t0 = time.time()
+        t0 = start('causal analysis fc1 -> fc2, figures')
         cres = analyze_causal(cm, x_test, 'fc1', 'fc2', cfg.causal, progress=progress)
         for k, p in write_causal_figures(cres, out / 'causal').items(): figures[f'causal_{k}'] = p
         lap('causal', t0)
