@@ -122,7 +122,7 @@ def planted_conv_toy(n_filters: int = 4,  # K
         return img, s > 0
     return target.eval(), true, data
 
-# %% ../../nbs/56_ground_truth.ipynb #bbbc180c
+# %% ../../nbs/56_ground_truth.ipynb #3b77e476
 class ResidualMLP(nn.Module):
     "The SPD paper's toy of compressed computation: `x -> W_E^T (r + mlp_out(relu(mlp_in(r))))` with `r = W_E x`; W_E (n_features, d_embed) fixed, each feature's embedding (row) unit-norm."
 
@@ -231,14 +231,15 @@ def bench_rank_one(steps: int, seeds: list[int], C: int = 20, recipe: str = 'tun
             BenchRow(name, 'significant components (true 8)', [r['n_significant'] for r in recs], ch['n_significant'], recipe=recipe)]
 
 
-def bench_conv(steps: int, seeds: list[int], C: int = 12, rel_threshold: float = 0.1) -> list[BenchRow]:
+def bench_conv(steps: int, seeds: list[int], C: int = 12, rel_threshold: float = 0.1, recipe: str = 'tuned') -> list[BenchRow]:
     "A Conv2d with 4 planted filters, scored on the patch span the data reaches: worst cosine, significant components, per-location CI precision / recall at the planted positions."
+    if recipe not in _RECIPES: raise ValueError(f"recipe={recipe!r}: choose from {list(_RECIPES)}")
     tg, true, data = planted_conv_toy()
     img, planted = data(400, torch.Generator().manual_seed(999))                       # held-out images
     basis = input_span(F.unfold(img, 3, stride=3).transpose(1, 2).flatten(0, 1))        # (9, 4): the patch directions the data reaches
     rows = {k: [] for k in ('worst', 'sig', 'prec', 'rec')}
     for s in seeds:
-        cm = train_spd(tg, lambda n, g: data(n, g)[0], ground_truth_recipe(['0'], C, steps, s))[0]
+        cm = train_spd(tg, lambda n, g: data(n, g)[0], _RECIPES[recipe](['0'], C, steps, s))[0]
         r = rank_one_recovery(component_weights(cm, '0', basis), true, rel_threshold)
         ci = collect_ci(cm, img)['0'][..., r['best']] > 0.1                               # (n, g, g, K) CI of each filter's component
         rows['worst'].append(r['worst_cosine']); rows['sig'].append(r['n_significant'])
@@ -247,10 +248,10 @@ def bench_conv(steps: int, seeds: list[int], C: int = 12, rel_threshold: float =
     base = float(planted.float().mean())
     ch = rank_one_recovery(random_rank_one(C, 4, 9, basis=basis), true)
     name = 'planted conv filters (4 in a 3x3 stride-3 Conv2d)'
-    return [BenchRow(name, 'worst best-match cosine', rows['worst'], ch['worst_cosine']),
-            BenchRow(name, 'significant components (true 4)', rows['sig'], ch['n_significant']),
-            BenchRow(name, 'per-location CI precision at planted positions', rows['prec'], base),
-            BenchRow(name, 'per-location CI recall at planted positions', rows['rec'])]
+    return [BenchRow(name, 'worst best-match cosine', rows['worst'], ch['worst_cosine'], recipe=recipe),
+            BenchRow(name, 'significant components (true 4)', rows['sig'], ch['n_significant'], recipe=recipe),
+            BenchRow(name, 'per-location CI precision at planted positions', rows['prec'], base, recipe=recipe),
+            BenchRow(name, 'per-location CI recall at planted positions', rows['rec'], recipe=recipe)]
 
 
 def tms_mechanisms(target: nn.Module,  # a TMS model (linear1: features -> hidden, linear2: hidden -> features)
@@ -303,7 +304,7 @@ def bench_sae(steps: int, seeds: list[int]) -> list[BenchRow]:
     return [BenchRow(name, 'MMCS of the decoder', mm, mmcs(rnd, toy.directions)),
             BenchRow(name, 'fraction recovered (best |cos| > 0.9)', rec, float((F.normalize(toy.directions, dim=1) @ rnd.t()).abs().max(1).values.gt(0.9).float().mean()))]
 
-# %% ../../nbs/56_ground_truth.ipynb #c3858009
+# %% ../../nbs/56_ground_truth.ipynb #1a462456
 def resid_mlp_ci_pattern(model: ComponentModel,  # a decomposition of a `ResidualMLP`'s mlp_in and mlp_out
                          x: Tensor,  # (N, n_features) held-out inputs
                          threshold: float = 0.1,  # a component is on when its CI exceeds this
@@ -380,7 +381,7 @@ def bench_resid_mlp(steps: int, seeds: list[int], size: str = 'small', C: int | 
 
 # %% ../../nbs/56_ground_truth.ipynb #17b53943
 PROBLEMS = ('tms', 'rank_one', 'conv', 'sae', 'resid_mlp')
-_DEFAULTS_PROBLEMS = ('tms', 'rank_one', 'resid_mlp')
+_DEFAULTS_PROBLEMS = ('tms', 'rank_one', 'conv', 'resid_mlp')
 
 
 @dataclasses.dataclass
@@ -397,7 +398,7 @@ class GroundTruthConfig(Config):
     resid_mlp_paper: bool = False  # also the paper-sized residual MLP (100 features, d_embed 1000, d_mlp 50): paper_steps, 1 seed
     paper_steps: int = 3000  # SPD steps of the paper-sized residual MLP (0.07 s a step at batch 256 on a slow CPU)
     defaults_steps: int | None = 10_000  # also some toys with SPDConfig's defaults for this many steps (None: skip)
-    defaults_problems: list[str] = dataclasses.field(default_factory=lambda: ['tms', 'rank_one', 'resid_mlp'])  # which toys get the defaults rows
+    defaults_problems: list[str] = dataclasses.field(default_factory=lambda: list(_DEFAULTS_PROBLEMS))  # which toys get the defaults rows
 
     def __post_init__(self):
         for f in ('steps', 'n_seeds', 'sae_steps', 'resid_mlp_steps', 'paper_steps'): check_positive_int(getattr(self, f), f)
@@ -451,6 +452,7 @@ def run_ground_truth(config: GroundTruthConfig | None = None,  # settings (defau
     if cfg.defaults_steps:
         for p, run in (('tms', lambda: bench_tms(cfg.defaults_steps, seeds, recipe='defaults')),
                        ('rank_one', lambda: bench_rank_one(cfg.defaults_steps, seeds, recipe='defaults')),
+                       ('conv', lambda: bench_conv(cfg.defaults_steps, seeds, recipe='defaults')),
                        ('resid_mlp', lambda: bench_resid_mlp(cfg.defaults_steps, seeds, recipe='defaults'))):
             if p in cfg.problems and p in cfg.defaults_problems: t0 = time.time(); rows += run(); timings[f'{p}/defaults'] = time.time() - t0
     if cfg.tms_40_10:
