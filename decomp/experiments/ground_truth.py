@@ -316,7 +316,10 @@ def resid_mlp_ci_pattern(model: ComponentModel,  # a decomposition of a `Residua
     its precision P(x_i != 0 | CI > threshold) and recall P(CI > threshold | x_i > margin) on `x`, the same for shuffled
     assignments (chance), components on per one-hot probe (true 1); mlp_out: components on for some probe (true d_mlp)."""
     check_float(threshold, 'threshold', 0, 1, lo_open=True, hi_open=True); check_positive_int(n_shuffles, 'n_shuffles')
-    n = x.shape[1]
+    if not {'mlp_in', 'mlp_out'} <= set(model.module_names):
+        raise ValueError(f"model decomposes {model.module_names}: resid_mlp_ci_pattern needs a ResidualMLP's 'mlp_in' and 'mlp_out'")
+    n = model.target.W_E.shape[0]
+    if x.ndim != 2 or x.shape[1] != n: raise ValueError(f"x has shape {tuple(x.shape)}: expected (N, {n}) held-out inputs of the target")
     probe = collect_ci(model, magnitude * torch.eye(n))                                 # {layer: (n, C)}
     _, comp, _ = hungarian_match(probe['mlp_in'])                                        # comp[i]: feature i's component
     on = collect_ci(model, x)['mlp_in'] > threshold                                      # (N, C)
