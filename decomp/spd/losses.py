@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ..core import Config, check_float, check_positive_int
 from .importance import batch_noise, sample_masks
-from .model import ComponentModel, batch_device, batch_size, repeat_batch, reuse_plan
+from .model import ComponentModel, batch_device, batch_size, detach_ci, reuse_plan
 
 # %% auto #0
 __all__ = ['ROUTINGS', 'PGD_INITS', 'PGD_SCOPES', 'LOSS_TERMS', 'check_distance', 'output_distance', 'faithfulness_loss',
@@ -300,16 +300,18 @@ def pgd_masks(ci: Mapping[str, Tensor],  # {layer: (B, *locations, C)} importanc
 
 # %% ../../nbs/13_spd.losses.ipynb #ad685b34
 def _pgd_distances(model: ComponentModel, x: Tensor, ci: Mapping[str, Tensor], target_out: Tensor,
-                   sources: Mapping[str, Tensor], layerwise: bool, distance, routes: Mapping[str, Tensor] | None = None) -> Tensor:
-    "Per-variant distances (1,) with every layer masked (or the routed ones), or (L,) with one layer at a time (one batched forward)."
+                   sources: Mapping[str, Tensor], layerwise: bool, distance, routes: Mapping[str, Tensor] | None = None,
+                   model_grad: bool = True) -> Tensor:
+    "Per-variant distances (1,) with every layer masked (or the routed ones), or (L,) with one layer at a time (one batched forward); the CI pass's inner activations reused where `reuse_plan` allows."
     masks, dmasks = pgd_masks(ci, sources, model.use_delta)
+    names, B, dev = list(ci), batch_size(x), batch_device(x)
     if not layerwise:
-        return _per_variant_distance(model(x, masks=masks, delta_masks=dmasks or None, routes=routes), target_out, 1, distance)
-    names, B = list(ci), batch_size(x)
-    variant = torch.arange(len(names), device=batch_device(x)).repeat_interleave(B)  # row i of the stacked batch is variant i // B
+        on = {n: (routes or {}).get(n, torch.ones(B, dtype=torch.bool, device=dev)) for n in names}
+        out = model(x, masks=masks, delta_masks=dmasks or None, routes=routes, reuse=reuse_plan(ci, x, on, model_grad))
+        return _per_variant_distance(out, target_out, 1, distance)
+    variant = torch.arange(len(names), device=dev).repeat_interleave(B)  # row i of the stacked batch is variant i // B
     routes = {n: variant == j for j, n in enumerate(names)}
-    x_rep = repeat_batch(x, len(names))
-    out = model(x_rep, masks=masks, delta_masks=dmasks or None, routes=routes)
+    out = model(x, masks=masks, delta_masks=dmasks or None, routes=routes, reuse=reuse_plan(ci, x, routes, model_grad), stack=len(names))
     return _per_variant_distance(out, target_out, len(names), distance)
 
 
@@ -360,11 +362,11 @@ def pgd_ascent(model: ComponentModel,  # the decomposed model (never updated her
     "Projected sign-gradient ascent on `pgd_objective`: the sources after `n_steps` (and the objective before each step)."
     check_pgd_settings(n_steps, step_size, scope=scope)
     names = _check_pgd_ci(model, ci)
-    ci = {n: c.detach() for n, c in ci.items()}
+    ci = detach_ci(ci)  # constants, still reusable: each ascent step's masked forward takes xV from the CI pass
     src = {n: sources[n].detach().clone().requires_grad_(True) for n in names}
     seen = []
     for _ in range(n_steps):
-        with torch.enable_grad(): obj = _pgd_distances(model, x, ci, target_out, src, layerwise, distance, routes).sum()
+        with torch.enable_grad(): obj = _pgd_distances(model, x, ci, target_out, src, layerwise, distance, routes, model_grad=False).sum()
         grads = _reduce_shared(list(torch.autograd.grad(obj, list(src.values()))), scope, shard)
         _sign_step(list(src.values()), grads, step_size)
         if record: seen.append(obj.item() / (len(names) if layerwise else 1))
@@ -614,7 +616,7 @@ def _persistent_sources(inp: LossInputs, s: PersistentPGDSettings) -> dict[str, 
 def persistent_pgd_recon_term(inp: LossInputs, s: PersistentPGDSettings) -> Tensor:
     "Reconstruction under the persistent adversarial masks (mixed with stochastic ones by `adv_fraction`); its backward also gives the sources' ascent gradient."
     src, model, warm = _persistent_sources(inp, s), inp.model, inp.frac < s.start_frac
-    ci = {n: c.detach() for n, c in inp.ci_lower.items()} if warm else inp.ci_lower
+    ci = detach_ci(inp.ci_lower) if warm else inp.ci_lower
     masks, dmasks = pgd_masks(ci, src, model.use_delta)
     if s.adv_fraction < 1:
         B = batch_size(inp.x)
@@ -628,7 +630,9 @@ def persistent_pgd_recon_term(inp: LossInputs, s: PersistentPGDSettings) -> Tens
     if s.routing != 'all':
         on = subset_routes(batch_size(inp.x), len(ci), s.routing, s.route_prob, inp.generator, inp.shard, batch_device(inp.x))
         routes = {n: on[:, j] for j, n in enumerate(ci)}
-    loss = _per_variant_distance(model(inp.x, masks=masks, delta_masks=dmasks or None, routes=routes), inp.target_out, 1, inp.distance)[0]
+    on = {n: (routes or {}).get(n, torch.ones(batch_size(inp.x), dtype=torch.bool, device=batch_device(inp.x))) for n in ci}
+    out = model(inp.x, masks=masks, delta_masks=dmasks or None, routes=routes, reuse=reuse_plan(ci, inp.x, on, model_grad=not warm))
+    loss = _per_variant_distance(out, inp.target_out, 1, inp.distance)[0]
     if not warm: return loss
     grads = _reduce_shared(list(torch.autograd.grad(loss, list(src.values()))), s.scope, inp.shard)
     _sign_step(list(src.values()), grads, s.step_size)

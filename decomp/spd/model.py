@@ -16,8 +16,8 @@ from .components import Components, layer_kind, supported_types
 from .importance import CI_KINDS, GlobalSharedMLPCI, lower_leaky_hard_sigmoid, make_ci_fn, upper_leaky_hard_sigmoid
 
 # %% auto #0
-__all__ = ['ComponentModel', 'check_component_model', 'batch_size', 'batch_device', 'repeat_batch', 'LayerInputs', 'CISource',
-           'ci_source', 'reuse_plan']
+__all__ = ['tied_layers', 'ComponentModel', 'check_component_model', 'batch_size', 'batch_device', 'repeat_batch', 'LayerInputs',
+           'CISource', 'ci_source', 'detach_ci', 'reuse_plan']
 
 # %% ../../nbs/12_spd.model.ipynb #d4135f75
 def _check_not_mha(target: nn.Module, names: Sequence[str]):
@@ -28,6 +28,21 @@ def _check_not_mha(target: nn.Module, names: Sequence[str]):
             raise ValueError(f"{n!r} belongs to an nn.MultiheadAttention, which computes its projections inside "
                              "F.multi_head_attention_forward from its weight tensors and never calls this module, so it cannot be "
                              "decomposed; write the attention with nn.Linear projections (q, k, v, out or a fused qkv) instead")
+
+
+def _is_transpose_view(w: Tensor, src: Tensor) -> bool:
+    "`w` is `src.T` in `src`'s own memory (the same storage, offset and reversed strides): a transposed view, not a copy."
+    return (w.dim() == src.dim() == 2 and w.shape == src.shape[::-1] and w.stride() == src.stride()[::-1]
+            and w.storage_offset() == src.storage_offset() and w.untyped_storage().data_ptr() == src.untyped_storage().data_ptr())
+
+
+def tied_layers(target: nn.Module,  # the trained model
+                names: Sequence[str],  # the decomposed layers
+               ) -> dict[str, str]:
+    "{layer: source} for every decomposed `nn.Linear` whose weight is another decomposed `nn.Linear`'s weight transposed, in the same memory (a weight-tied target: `TiedLinear`, or `linear2.weight.data = linear1.weight.data.T`)."
+    lin = [n for n in names if isinstance(target.get_submodule(n), nn.Linear)]
+    w = {n: target.get_submodule(n).weight for n in lin}
+    return {n: s for n in lin for s in lin if s != n and w[s].is_contiguous() and _is_transpose_view(w[n], w[s])}
 
 
 def _resolve_layers(target: nn.Module, target_modules, C) -> dict[str, int]:
@@ -61,7 +76,8 @@ class ComponentModel(nn.Module):
                  ci_fn: str = 'mlp',  # CI function kind: 'mlp', 'vector_mlp', 'shared_mlp' (per layer) or 'global_shared_mlp'
                  ci_hidden: Sequence[int] = (16,),  # hidden widths of the CI functions
                  use_delta: bool = False,  # add the residual W_target - VU as one more masked term
-                 tie: Mapping[str, str] | None = None,  # {layer: source}: layer's components are source's transposed
+                 tie: Mapping[str, str] | str | None = None,  # {layer: source}: layer's components are source's transposed;
+                                                              # 'auto': the layers whose target weights are tied (`tied_layers`)
                  alpha: float = 0.01,  # leak of the leaky hard sigmoids
                  init: str = 'random',  # component init: 'random' (Kaiming) or 'svd' (top singular directions)
                  seed: int | None = None,  # seed of the initialisation (None: torch's global RNG)
@@ -81,8 +97,9 @@ class ComponentModel(nn.Module):
         self.module_names = list(self.C)
         _check_not_mha(target, self.module_names)
         self.ci_kind, self.ci_hidden, self.use_delta, self.alpha = ci_fn, tuple(ci_hidden), bool(use_delta), float(alpha)
-        self.tie = dict(tie or {})
-        self._check_tie()
+        if isinstance(tie, str) and tie != 'auto': raise ValueError(f"tie={tie!r}: use 'auto', a dict {{layer: source}} or None")
+        self.tie = tied_layers(target, self.module_names) if tie == 'auto' else dict(tie or {})
+        self._check_tie(auto=tie == 'auto')
         self._call_order, self._one_copy_ok = None, {}  # decomposed layers in call order; {layer: stacked forward can start there}
         with torch.random.fork_rng(devices=[]):
             if seed is not None: torch.manual_seed(seed)
@@ -104,12 +121,15 @@ class ComponentModel(nn.Module):
     @staticmethod
     def _key(name: str) -> str: return name.replace('.', '-')
 
-    def _check_tie(self):
+    def _check_tie(self, auto: bool = False):
         for name, src in self.tie.items():
             for n in (name, src):
                 if n not in self.C: raise ValueError(f"tie={self.tie}: {n!r} is not a decomposed layer; decomposed: {self.module_names}")
             if src in self.tie: raise ValueError(f"tie={self.tie}: source {src!r} is itself tied; tie to an untied layer")
-            if self.C[name] != self.C[src]: raise ValueError(f"tie={self.tie}: {name!r} and {src!r} need the same C")
+            if self.C[name] != self.C[src]:
+                raise ValueError(f"tie={self.tie}: {name!r} and {src!r} need the same C" + (
+                    f" (tie='auto' ties them because {name!r}'s weight is {src!r}'s transposed, but C = {self.C[name]} and "
+                    f"{self.C[src]}): give both the same C, or pass tie=None to decompose them apart" if auto else ''))
 
 # %% ../../nbs/12_spd.model.ipynb #b40a7a54
 @patch(as_prop=True)
@@ -302,6 +322,16 @@ def ci_source(ci: Tensor,  # a lower-leaky importance tensor
     return getattr(ci, '_spd_source', None)
 
 
+def detach_ci(ci: Mapping[str, Tensor],  # {layer: lower-leaky importances} from `calc_ci`
+             ) -> dict[str, Tensor]:
+    "The importances detached, each keeping its `ci_source` with detached inner activations: constants for a PGD ascent, whose masked forwards can still reuse the CI pass (with `reuse_plan(..., model_grad=False)`)."
+    out = {}
+    for n, c in ci.items():
+        out[n], s = c.detach(), ci_source(c)
+        if s is not None: out[n]._spd_source = s._replace(inner=s.inner.detach())
+    return out
+
+
 @patch
 def calc_ci(self: ComponentModel, inputs: Mapping[str, Tensor],  # {name: layer input} from forward_with_cache
             return_pre: bool = False,  # also return the pre-sigmoid values
@@ -367,10 +397,13 @@ def _rows_out(comp: Components, xin: Tensor, idx_on: Tensor | None, m, dm, delta
 def reuse_plan(ci: Mapping[str, Tensor],  # {layer: lower-leaky importances} from `calc_ci` (with their `ci_source`)
                x,  # the model input of the masked forward's batch (B rows, before stacking)
                on: Mapping[str, Tensor],  # {layer: (rows,) bool} the rows of the stacked forward that use its components
+               model_grad: bool = True,  # the caller differentiates the output in the components (False: a PGD ascent, which
+                                         # wants gradients in the sources only)
               ) -> dict[str, tuple[Tensor, Tensor, Tensor]]:
-    "`reuse` for `ComponentModel.forward`: a row's input to a layer is the cached one when no layer the target calls before it uses components in that row; {} unless every importance came from `calc_ci` on a cache of this very `x`."
+    "`reuse` for `ComponentModel.forward`: a row's input to a layer is the cached one when no layer the target calls before it uses components in that row; {} unless every importance came from `calc_ci` on a cache of this very `x`, and, where gradients in the components are wanted, the cached inner activations carry theirs."
     srcs = {n: ci_source(c) for n, c in ci.items()}
     if not srcs or any(s is None or s.batch is not x for s in srcs.values()): return {}
+    if model_grad and torch.is_grad_enabled() and any(not s.inner.requires_grad for s in srcs.values()): return {}  # CI under no_grad
     plan, busy = {}, None
     for n in sorted(srcs, key=lambda n: srcs[n].order):
         s = srcs[n]
@@ -380,21 +413,31 @@ def reuse_plan(ci: Mapping[str, Tensor],  # {layer: lower-leaky importances} fro
 
 
 @patch
+def _reads_only(self: ComponentModel, name: str, x2) -> bool:
+    "Whether the target's output depends on its input `x2` (2 rows) only through layer `name`'s output: by the autograd graph (with that output detached, no gradient path is left from the input to the output), and, for what autograd cannot see (comparisons, shapes, counts of rows), by one run with that output stacked twice."
+    leaves = []
+    _map_batch(leaves.append, x2)
+    if torch.is_inference_mode_enabled() or not all(t.is_floating_point() for t in leaves): return False  # no autograd graph to read
+    xg = _map_batch(lambda t: t.detach().requires_grad_(), x2)
+    with torch.enable_grad(), self._hooks({}, {name: lambda mod, args, out: out.detach()}): out = self.run_target(xg)
+    if out.requires_grad: return False  # the input reaches the output past the layer (a skip connection, a side branch)
+    try:
+        with torch.no_grad():
+            with self._hooks({}, {name: lambda mod, args, out: torch.cat([out, out])}): got = self.run_target(x2)
+            want = self.run_target(repeat_batch(x2, 2))
+    except RuntimeError: return False  # shapes disagree: something reads the unstacked input's rows
+    return got.shape == want.shape and torch.allclose(got, want, rtol=1e-4, atol=1e-6)  # float rounding: batch sizes differ
+
+
+@patch
 def _one_copy_layer(self: ComponentModel, x, names: list[str], reuse: Mapping, stack: int) -> str | None:
-    "The layer that a `stack`-copy forward can start from one copy of `x`: the first of `names` the target calls, when every row's input to it is the cached one and the target gives the same output with that layer's output stacked (checked once per layer)."
+    "The layer that a `stack`-copy forward can start from one copy of `x`: the first of `names` the target calls, when every row's input to it is the cached one and the target reads its input only through that layer (`_reads_only`, decided once per layer)."
     if stack == 1 or not reuse or set(names) - set(reuse) or batch_size(x) < 2: return None
     if self._call_order is None:
         with torch.no_grad(): self._call_order = list(self.forward_with_cache(_map_batch(lambda t: t[:2], x))[1])
     first = min(names, key=self._call_order.index)
     if not (_shares_inner(self.components[first]) and bool(reuse[first][0].all())): return None
-    if first not in self._one_copy_ok:  # does the rest of the target read anything but this layer's (stacked) output?
-        x2 = _map_batch(lambda t: t[:2], x)
-        try:
-            with torch.no_grad():
-                with self._hooks({}, {first: lambda mod, args, out: torch.cat([out, out])}): got = self.run_target(x2)
-                want = self.run_target(repeat_batch(x2, 2))
-            self._one_copy_ok[first] = got.shape == want.shape and torch.allclose(got, want, rtol=1e-4, atol=1e-6)
-        except (RuntimeError, ValueError, IndexError, TypeError): self._one_copy_ok[first] = False
+    if first not in self._one_copy_ok: self._one_copy_ok[first] = self._reads_only(first, _map_batch(lambda t: t[:2], x))
     return first if self._one_copy_ok[first] else None
 
 

@@ -50,7 +50,8 @@ class SPDConfig(Config):
     ci_fn: str = 'mlp'  # CI function kind: 'mlp', 'vector_mlp', 'shared_mlp'
     ci_hidden: list[int] = dataclasses.field(default_factory=lambda: [16])  # hidden widths of the CI functions
     use_delta: bool = True  # add the residual W - VU as one more masked term (the delta component)
-    tie: dict[str, str] | None = None  # {layer: source}: layer's components are the source's, transposed
+    tie: dict[str, str] | str | None = 'auto'  # {layer: source}: layer's components are the source's, transposed; 'auto': the
+                                                # layers whose target weights are tied, transposed in one memory (`tied_layers`); None: none
     alpha: float = 0.01  # leak of the leaky hard sigmoids
     init: str = 'random'  # component init: 'random' or 'svd'
     # the loss table (decomp.spd.losses.LOSS_TERMS): {term: its settings (coeff = 0: not computed)}; settings not given keep
@@ -83,6 +84,7 @@ class SPDConfig(Config):
         given = dict(self.losses or {})
         self.losses = loss_settings({**SPD_LOSS_DEFAULTS, **{k: {**SPD_LOSS_DEFAULTS.get(k, {}), **v} if isinstance(v, Mapping) else v
                                                              for k, v in given.items()}})
+        if isinstance(self.tie, str) and self.tie != 'auto': raise ValueError(f"tie={self.tie!r}: use 'auto', a dict {{layer: source}} or None")
         if self.ci_fn not in CI_KINDS: raise ValueError(f"ci_fn={self.ci_fn!r}: use one of {CI_KINDS}")
         check_distance(self.distance)
         if not (self.output is None or isinstance(self.output, str) or (isinstance(self.output, int) and not isinstance(self.output, bool))):
