@@ -112,7 +112,7 @@ class CompareConfig(Config):
 
 def fast_compare_config(**overrides) -> CompareConfig:
     "The CI configuration: few steps, small dictionaries, 3-point sweeps, 2 seeds of stability, a 2-rung ladder."
-    cfg = CompareConfig(steps=60, C=32, n_features=128, eval_samples=1000, chance_draws=3, n_seeds=3,
+    cfg = CompareConfig(steps=60, C=32, n_features=128, eval_samples=1000, chance_draws=3, n_seeds=2,
                         sweeps={**default_sweeps(), 'spd_posthoc': [1e-3, 1e-2, 1e-1], 'spd_predecomposed': [1e-3, 1e-2, 1e-1],
                                 'stochastic_transcoder': [1.0, 5.0, 25.0]},
                         adversarial=AdversarialConfig(steps=[0, 10], distance='kl', n_inputs=300),
