@@ -4,7 +4,7 @@
 
 # %% ../../nbs/50_mnist.ipynb #6d1f1e03
 from __future__ import annotations
-import dataclasses, math, time
+import dataclasses, math, sys, time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -41,8 +41,8 @@ def default_spd_config() -> SPDConfig:
                      losses={'faithfulness': {'coeff': 100.0, 'warmup_steps': 0}, 'stochastic_recon': {'coeff': 1.0, 'layerwise_coeff': 1.0,
                                                                           'sampling': 'continuous'},
                              'importance_minimality': {'coeff': 3e-3, 'p': 1.0}, 'ci_masked_recon': {'coeff': 1.0}},
-                     distance='kl', batch_size=256, lr=2e-3, lr_schedule='cosine', eval_every=250, log_every=50,
-                     steps=2000, seed=0, device='cpu')
+                     distance='kl', batch_size=128, lr=3e-3, lr_schedule='cosine', eval_every=250, log_every=50,
+                     steps=1000, seed=0, device='cpu')
 
 
 def default_adversarial_config() -> AdversarialConfig:
@@ -58,7 +58,7 @@ def default_causal_config() -> CausalConfig:
 @dataclasses.dataclass
 class MNISTConfig(Config):
     "Settings of the MNIST experiment (YAML round trip; nested `spd`/`causal` mappings update the MNIST defaults)."
-    steps: int = 2000  # SPD training steps (post hoc); also the pre-decomposed run's unless predecomposed_steps is set
+    steps: int = 1000  # SPD training steps (post hoc); also the pre-decomposed run's unless predecomposed_steps is set
     seed: int = 0  # seeds the target, SPD, the pre-decomposed run and the causal analysis
     device: str = 'cpu'  # 'cpu', 'cuda', 'cuda:1' or 'auto'; results are bit-reproducible on CPU
     hidden: int = 128  # hidden units of the target MLP
@@ -68,7 +68,8 @@ class MNISTConfig(Config):
     n_directions: int = 16  # most active fc1 components drawn as 28x28 images
     predecomposed: bool = True  # also train the MLP from scratch in component form and compare
     predecomposed_steps: int | None = None  # steps of that run (None: `steps`)
-    predecomposed_lr: float = 2e-3  # its learning rate (cosine schedule)
+    predecomposed_batch_size: int | None = 256  # its batch size (None: spd.batch_size)
+    predecomposed_lr: float = 4e-3  # its learning rate (cosine schedule)
     task_coeff: float = 1.0  # weight of its cross-entropy term
     threads: int | None = 1  # torch CPU threads during the run (None: leave torch's setting as it is)
     run_causal: bool = True  # run the causal analysis fc1 -> fc2
@@ -82,8 +83,10 @@ class MNISTConfig(Config):
         for f in ('steps', 'hidden', 'eval_samples', 'snapshot_samples', 'n_directions'):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0: raise ValueError(f"{f}={v!r}: expected a positive integer")
-        if self.predecomposed_steps is not None and self.predecomposed_steps <= 0:
-            raise ValueError(f"predecomposed_steps={self.predecomposed_steps!r}: expected a positive integer or null")
+        for f in ('predecomposed_steps', 'predecomposed_batch_size'):
+            v = getattr(self, f)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
+                raise ValueError(f"{f}={v!r}: expected a positive integer or null")
         if self.seed < 0: raise ValueError(f"seed={self.seed!r}: expected a non-negative integer")
         if self.threads is not None and (isinstance(self.threads, bool) or self.threads <= 0):
             raise ValueError(f"threads={self.threads!r}: expected a positive integer or null")
@@ -140,6 +143,7 @@ def train_predecomposed(config: MNISTConfig,  # the experiment's settings (uses 
     if x.dim() != 2 or x.shape[1] != 784 or y.shape != x.shape[:1]:
         raise ValueError(f"x must be (N, 784) flattened images and y (N,) labels; got {tuple(x.shape)} and {tuple(y.shape)}")
     sc = config.spd.replace(losses={'faithfulness': {'coeff': 0.0}}, steps=config.predecomposed_n_steps, lr=config.predecomposed_lr,
+                            batch_size=config.predecomposed_batch_size or config.spd.batch_size,
                             lr_schedule='cosine', lr_warmup_steps=0, lr_final_frac=0.0, eval_every=None, checkpoint_dir=None,
                             progress=progress)
     set_seed(config.seed)
@@ -362,12 +366,17 @@ def run_mnist(config: MNISTConfig | None = None,  # settings (default MNISTConfi
 
 def _run(cfg: MNISTConfig, out: Path, progress: bool) -> MNISTResult:
     t_start, timings = time.time(), {}
-    def lap(name, t0): timings[name] = time.time() - t0
+    def start(what: str) -> float:  # one line per phase on stderr, beside the bars, when progress is on
+        if progress: print(f'mnist: {what}', file=sys.stderr, flush=True)
+        return time.time()
+    def lap(name, t0):
+        timings[name] = time.time() - t0
+        if progress: print(f'mnist: {name} done in {timings[name]:.0f} s', file=sys.stderr, flush=True)
     dev = get_device(cfg.device)
     figs_dir, figures = out / 'figures', {}
     for old in (figs_dir / 'directions').glob('fc1_step_*.png'): old.unlink()  # snapshots of an earlier run in this folder
 
-    t0 = time.time()
+    t0 = start('target MLP (trained on the first run, then read from the cache)')
     data = load_mnist()
     x_train, x_test, y_test = data.x_train.flatten(1), data.x_test.flatten(1)[:cfg.eval_samples], data.y_test[:cfg.eval_samples]
     target, target_acc = load_or_train_mnist_mlp(hidden=cfg.hidden, seed=cfg.seed, device=dev, progress=progress)
@@ -378,7 +387,7 @@ def _run(cfg: MNISTConfig, out: Path, progress: bool) -> MNISTResult:
     target = target.to(dev).eval()
     lap('target', t0)
 
-    t0 = time.time()
+    t0 = start(f'post-hoc SPD, {cfg.spd.steps} steps')
     snap = data.x_test.flatten(1)[:cfg.snapshot_samples].to(dev)
     def eval_hook(model: ComponentModel, batch: Tensor, step: int) -> dict[str, float]:
         p = figs_dir / 'directions' / f'fc1_step_{step + 1:06d}.png'
@@ -388,7 +397,7 @@ def _run(cfg: MNISTConfig, out: Path, progress: bool) -> MNISTResult:
     cm.eval()
     lap('spd', t0)
 
-    t0 = time.time()
+    t0 = start(f'evaluation on {len(x_test)} test images, figures')
     ev = evaluate_decomposition(cm, x_test, y_test, threshold=cfg.spd.ci_threshold, seed=cfg.seed, progress=progress,
                                 adversarial=cfg.adversarial)
     figures['training_curves'] = figs_dir / 'training_curves.png'
@@ -402,7 +411,7 @@ def _run(cfg: MNISTConfig, out: Path, progress: bool) -> MNISTResult:
 
     pev = phist = None
     if cfg.predecomposed:
-        t0 = time.time()
+        t0 = start(f'pre-decomposed training, {cfg.predecomposed_n_steps} steps, evaluation, figures')
         pcm, phist = train_predecomposed(cfg, x_train, data.y_train, progress=progress)
         pev = evaluate_decomposition(pcm, x_test, y_test, threshold=cfg.spd.ci_threshold, seed=cfg.seed, progress=progress,
                                      adversarial=cfg.adversarial)
@@ -426,7 +435,7 @@ def _run(cfg: MNISTConfig, out: Path, progress: bool) -> MNISTResult:
 
     cres = None
     if cfg.run_causal:
-        t0 = time.time()
+        t0 = start('causal analysis fc1 -> fc2, figures')
         cres = analyze_causal(cm, x_test, 'fc1', 'fc2', cfg.causal, progress=progress)
         for k, p in write_causal_figures(cres, out / 'causal').items(): figures[f'causal_{k}'] = p
         lap('causal', t0)
