@@ -10,7 +10,6 @@ from typing import Sequence
 import numpy as np
 import torch
 import networkx as nx
-from sklearn.linear_model import Lasso, LassoCV
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -80,6 +79,7 @@ def lasso_predictors(x: Tensor,  # (N, C1) upstream activations (predictors)
     top_k = check_positive_int(top_k, 'top_k')
     check_float(test_frac, 'test_frac', 0, 1, lo_open=True, hi_open=True)
     if not cv: check_float(alpha, 'alpha', 0, lo_open=True)
+    from sklearn.linear_model import Lasso, LassoCV   # here, not at module level: importing sklearn takes 1-2 s
     X, Y = x.detach().double().cpu().numpy(), y.detach().double().cpu().numpy()
     tr, te = _split(len(X), test_frac, seed)
     if len(te) < 2 or len(tr) < (10 if cv else 2):

@@ -10,13 +10,12 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from ..core import Config, check_positive_int, get_device, set_seed
 from ..data import load_mnist
-from ..metrics import activation_correlation, hungarian_match, label_grounding, random_directions
+from ..metrics import activation_correlation, hungarian_match, label_grounding, random_directions, splice_fidelity
 from ..models import load_or_train_mnist_mlp
 from ..plots import grid, save_figure
 from ..report import Report, finish_experiment, start_experiment
@@ -113,7 +112,7 @@ class CompareConfig(Config):
 
 def fast_compare_config(**overrides) -> CompareConfig:
     "The CI configuration: few steps, small dictionaries, 3-point sweeps, 2 seeds of stability, a 2-rung ladder."
-    cfg = CompareConfig(steps=60, C=32, n_features=128, eval_samples=1000, chance_draws=3, n_seeds=3,
+    cfg = CompareConfig(steps=60, C=32, n_features=128, eval_samples=1000, chance_draws=3, n_seeds=2,
                         sweeps={**default_sweeps(), 'spd_posthoc': [1e-3, 1e-2, 1e-1], 'spd_predecomposed': [1e-3, 1e-2, 1e-1],
                                 'stochastic_transcoder': [1.0, 5.0, 25.0]},
                         adversarial=AdversarialConfig(steps=[0, 10], distance='kl', n_inputs=300),
@@ -170,11 +169,6 @@ class Units:
     ladder: dict[int, tuple[float, float]] | None = None  # {PGD steps: (KL, accuracy)} under the worst masks found
     seconds: float = 0.0  # training time
 
-
-def _kl(p_logits: Tensor, q_logits: Tensor) -> float:
-    "Mean KL(p || q) over the samples, from logits."
-    lp, lq = F.log_softmax(p_logits.double(), -1), F.log_softmax(q_logits.double(), -1)
-    return float((lp.exp() * (lp - lq)).sum(-1).mean())
 
 # %% ../../nbs/55_compare.ipynb #53f57616
 def _spd_units(ctx: CompareContext, cm: ComponentModel, method: str, setting: float, seed: int, reference: Tensor, seconds: float) -> Units:
@@ -280,7 +274,7 @@ def fit_stochastic_transcoder(ctx: CompareContext, setting: float, seed: int) ->
             for s in a.steps:
                 m = sample_masks(cib, tc.sampling, 1, torch.Generator().manual_seed(a.seed))[0] if s == 0 else cib + (1 - cib) * worst[s]
                 lg = _splice_hidden(ctx, _gated_hidden(tc, xb, m))
-                ladder[s] = (_kl(ctx.logits[:n], lg), float((lg.argmax(-1) == ctx.y_eval[:n]).float().mean()))
+                ladder[s] = (splice_fidelity(ctx.logits[:n], lg)['kl'], float((lg.argmax(-1) == ctx.y_eval[:n]).float().mean()))
     return Units('stochastic_transcoder', setting, seed, codes, codes > 0, logits, ctx.logits, 'input', stoch, ladder, secs)
 
 # %% ../../nbs/55_compare.ipynb #04f398a2
@@ -352,9 +346,9 @@ def measure_units(ctx: CompareContext,  # the harness's context
     acc = lambda lg: float((lg.argmax(-1) == y[:lg.shape[0]]).float().mean())
     alive = u.active.any(0)
     row = {'method': u.method, 'setting': u.setting, 'seed': u.seed, 'units': int(u.active.shape[1]), 'alive': int(alive.sum()),
-           'l0': float(u.active.sum(1).double().mean()), 'kl': _kl(u.reference, u.logits), 'accuracy': acc(u.logits),
+           'l0': float(u.active.sum(1).double().mean()), 'kl': splice_fidelity(u.reference, u.logits)['kl'], 'accuracy': acc(u.logits),
            'reference_accuracy': acc(u.reference), 'seconds': u.seconds}
-    if u.stochastic_logits is not None: row.update(stochastic_kl=_kl(u.reference, u.stochastic_logits), stochastic_accuracy=acc(u.stochastic_logits))
+    if u.stochastic_logits is not None: row.update(stochastic_kl=splice_fidelity(u.reference, u.stochastic_logits)['kl'], stochastic_accuracy=acc(u.stochastic_logits))
     if u.ladder is not None:
         for s, (kl, a) in u.ladder.items(): row.update({f'ladder_kl_{s}': kl, f'ladder_accuracy_{s}': a})
     row.update({f'grounding_{k}': v for k, v in _grounding(u.active, y).items()})
@@ -489,7 +483,7 @@ def run_compare(config: CompareConfig | None = None,  # settings (default Compar
     ctx = make_context(cfg, progress)
     acc = lambda lg: float((lg.argmax(-1) == ctx.y_eval).float().mean())
     endpoints = {'dense': {'l0': float(cfg.hidden), 'kl': 0.0, 'accuracy': acc(ctx.logits)},
-                 'chance': {'l0': 0.0, 'kl': _kl(ctx.logits, ctx.mean_ablation_logits), 'accuracy': acc(ctx.mean_ablation_logits)}}
+                 'chance': {'l0': 0.0, 'kl': splice_fidelity(ctx.logits, ctx.mean_ablation_logits)['kl'], 'accuracy': acc(ctx.mean_ablation_logits)}}
     rows, stability, timings = [], {}, {}
     for m in cfg.methods:
         t0, fn = time.time(), METHOD_FNS[m]

@@ -10,14 +10,13 @@ from typing import Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor
 
 from ..causal import CausalConfig, CausalResult, analyze_causal
 from ..causal_plots import write_causal_figures
 from ..core import Config, check_positive_int, get_device
-from ..metrics import alive_components
+from ..metrics import alive_components, kl_divergence
 from ..models import induction_accuracy, load_or_train_induction, recording_attention, repeated_tokens
 from ..plots import grid, plot_training_curves, save_figure
 from ..report import Report, finish_experiment, start_experiment
@@ -107,7 +106,7 @@ def ablate(model: ComponentModel,  # the decomposition
 
 def _kl(logits: Tensor, ref: Tensor) -> Tensor:
     "(batch, seq) KL(softmax(ref) || softmax(logits)) per position."
-    return F.kl_div(logits.float().log_softmax(-1), ref.float().log_softmax(-1), log_target=True, reduction='none').sum(-1)
+    return kl_divergence(ref.float().log_softmax(-1), logits.float().log_softmax(-1))
 
 
 def ablation_effect(logits: Tensor,  # (batch, seq, vocab) logits of the ablated model

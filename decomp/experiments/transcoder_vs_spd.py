@@ -19,7 +19,7 @@ from ..data import load_mnist
 from ..models import load_or_train_mnist_mlp
 from ..sae.base import SAE, SAEConfig, train_sae
 from ..sae.transcoder import evaluate_transcoder, transcoder, feature_activations, transcoder_data
-from ..metrics import MatchRate, activation_correlation, covariance_cosine, match_rate, mean_score_by_label, random_directions
+from ..metrics import MatchRate, activation_correlation, covariance_cosine, match_rate, mean_score_by_label, random_directions, splice_fidelity
 from ..plots import new_figure, save_figure
 from ..sae.variants import sae_adversarial_ladder
 from ..spd.metrics import AdversarialConfig, AdversarialEval, collect_ci, evaluate_adversarial
@@ -223,26 +223,20 @@ def spd_fidelity(cm: ComponentModel,  # trained decomposition containing `layer`
     if layer not in cm.module_names: raise ValueError(f"layer {layer!r} is not decomposed in this model; it has {cm.module_names}")
     was = cm.training; cm.eval()
     dev = next(cm.parameters()).device
-    kl, agree, correct, correct_t, l0, n = 0.0, 0, 0, 0, 0.0, 0
-    alive = None
+    outs, reps, l0, alive = [], [], 0.0, None
     try:
         for i in range(0, x.shape[0], batch_size):
             xb = x[i:i + batch_size].to(dev)
             out, inputs = cm.forward_with_cache(xb)
             ci = cm.calc_ci({layer: inputs[layer]})[0][layer]
-            rep = cm(xb, masks={layer: ci})
-            lp, lq = F.log_softmax(out, -1), F.log_softmax(rep, -1)
-            kl += (lp.exp() * (lp - lq)).sum().item(); agree += (out.argmax(-1) == rep.argmax(-1)).sum().item()
-            if labels is not None:
-                yb = labels[i:i + batch_size].to(dev)
-                correct += (rep.argmax(-1) == yb).sum().item(); correct_t += (out.argmax(-1) == yb).sum().item()
+            outs.append(out); reps.append(cm(xb, masks={layer: ci}))
             act = ci > threshold
-            l0 += act.sum().item(); n += xb.shape[0]
+            l0 += act.sum().item()
             alive = act.any(0) if alive is None else alive | act.any(0)
     finally: cm.train(was)
-    res = {'kl': kl / n, 'agreement': agree / n, 'l0': l0 / n, 'alive': int(alive.sum())}
-    if labels is not None: res.update(accuracy=correct_t / n, spliced_accuracy=correct / n, accuracy_drop=(correct_t - correct) / n)
-    return res
+    fid = splice_fidelity(torch.cat(outs), torch.cat(reps), labels=labels)   # KL, agreement (and accuracies): decomp.metrics
+    keys = ('kl', 'agreement') + (('accuracy', 'spliced_accuracy', 'accuracy_drop') if labels is not None else ())
+    return {**{k: fid[k] for k in keys}, 'l0': l0 / x.shape[0], 'alive': int(alive.sum())}
 
 
 @torch.no_grad()
