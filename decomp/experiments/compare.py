@@ -207,7 +207,8 @@ def fit_spd_predecomposed(ctx: CompareContext, setting: float, seed: int) -> Uni
     c = ctx.config
     spd = c.spd.replace(target_modules={c.layer: c.C, 'fc2': c.predecomposed_fc2_C},
                         losses={**c.spd.losses, 'importance_minimality': dataclasses.replace(c.spd.losses['importance_minimality'], coeff=float(setting))})
-    mc = MNISTConfig(steps=c.steps, seed=seed, device=c.device, hidden=c.hidden, run_causal=False, adversarial=None, spd=spd)
+    mc = MNISTConfig(steps=c.steps, seed=seed, device=c.device, hidden=c.hidden, run_causal=False, adversarial=None, spd=spd,
+                     predecomposed_lr=2e-3, predecomposed_batch_size=None)  # the harness's own pre-decomposed recipe (lr 2e-3, the SPD batch), not the demo's
     t0 = time.time()
     cm = train_predecomposed(mc, ctx.x_train, ctx.y_train, progress=False)[0]
     with torch.no_grad(): ref = cm.target(ctx.x_eval)

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from ..core import Config, check_float, check_positive_int
 from .importance import batch_noise, sample_masks
+from ..metrics import kl_divergence
 from .model import ComponentModel, batch_device, batch_size, detach_ci, reuse_plan
 
 # %% auto #0
@@ -41,8 +42,7 @@ def check_distance(distance,  # 'mse', 'kl', {'kl_groups': [sizes]} or a callabl
 
 def _kl(p: Tensor, target: Tensor) -> Tensor:
     "KL(softmax(target) || softmax(p)) over the last dim, mean over the other dims of each variant: (n_var, ...) -> (n_var,)."
-    logq, logp = F.log_softmax(p, -1), F.log_softmax(target, -1)
-    return (logp.exp() * (logp - logq)).sum(-1).flatten(1).mean(1)
+    return kl_divergence(F.log_softmax(target, -1), F.log_softmax(p, -1)).flatten(1).mean(1)
 
 
 def _per_variant_distance(pred: Tensor, target: Tensor, n_var: int, distance) -> Tensor:
