@@ -28,12 +28,12 @@ RUN_ONE = ("import sys; from nbdev.test import test_nb; from nbdev.config import
 SHUTDOWN_ABORT = 'terminate called without an active exception'
 
 
-def run(nb: Path, flags: str, timeout: int, env: dict, fork: bool):
-    once = run_forked if fork else run_once
-    nb, ok, secs, log = once(nb, flags, timeout, env)
+def run(nb: Path, flags: str, timeout: int, once):
+    "One notebook through `once` (`run_forked`, or `run_once` with its environment), once more after a torchrun shutdown abort."
+    nb, ok, secs, log = once(nb, flags, timeout)
     if not ok and SHUTDOWN_ABORT in log:
         print(f'RETRY {nb.name}: a torchrun rank aborted at shutdown ({SHUTDOWN_ABORT!r}); running it once more', flush=True)
-        nb, ok, secs2, log2 = once(nb, flags, timeout, env)
+        nb, ok, secs2, log2 = once(nb, flags, timeout)
         secs, log = secs + secs2, log + '\n--- retry ---\n' + log2
     return nb, ok, secs, log
 
@@ -63,7 +63,7 @@ def _child(nb: Path, flags: str, log: str):
     os._exit(0 if ok else 1)
 
 
-def run_forked(nb: Path, flags: str, timeout: int, env: dict):
+def run_forked(nb: Path, flags: str, timeout: int):
     t0 = time.time()
     with tempfile.NamedTemporaryFile('r', suffix='.log', prefix=nb.stem + '-') as f:
         p = multiprocessing.get_context('fork').Process(target=_child, args=(nb, flags, f.name))
@@ -118,8 +118,9 @@ def main():
         print(f'imports preloaded in {time.time() - t0:.1f} s; each notebook runs in a process forked from this one', flush=True)
     n_ok = n_bad = 0
     times = {}
+    once = run_forked if fork else (lambda nb, flags, timeout: run_once(nb, flags, timeout, env))
     with ThreadPoolExecutor(a.workers) as ex:
-        for nb, ok, secs, log in ex.map(lambda nb: run(nb, a.flags, a.timeout, env, fork), nbs):
+        for nb, ok, secs, log in ex.map(lambda nb: run(nb, a.flags, a.timeout, once), nbs):
             times[nb.name] = round(secs, 1)
             print(f"{'PASS' if ok else 'FAIL'} {nb.name} ({secs:.0f} s)", flush=True)
             if ok: n_ok += 1

@@ -45,6 +45,11 @@ def _kl(p: Tensor, target: Tensor) -> Tensor:
     return kl_divergence(F.log_softmax(target, -1), F.log_softmax(p, -1)).flatten(1).mean(1)
 
 
+def _routed_rows(names, routes: Mapping[str, Tensor] | None, n_rows: int, device) -> dict[str, Tensor]:
+    "{layer: (n_rows,) bool} the rows that use each layer's components: its route, or every row (what `reuse_plan` reads)."
+    return {n: (routes or {}).get(n, torch.ones(n_rows, dtype=torch.bool, device=device)) for n in names}
+
+
 def _per_variant_distance(pred: Tensor, target: Tensor, n_var: int, distance) -> Tensor:
     "Distance of each of `n_var` predictions stacked along dim 0 of `pred` (n_var*B, ...) to `target` (B, ...) -> (n_var,)."
     p = pred.reshape(n_var, *target.shape)
@@ -200,8 +205,7 @@ def stochastic_recon_losses(model: ComponentModel,  # the decomposed model
             deltas[n] = batch_noise((k, *ci[n].shape[:-1]), 'continuous', generator, shard, device=dev,
                                     dtype=ci[n].dtype).flatten(0, 1)
         if k < V and n not in routes: routes[n] = on[:, j].repeat_interleave(B).to(dev)
-    on_rows = {n: routes[n] if n in routes else torch.ones(V * B, dtype=torch.bool, device=dev) for n in names}
-    out = model(x, masks=masks, delta_masks=deltas or None, routes=routes, reuse=reuse_plan(ci, x, on_rows), stack=V)
+    out = model(x, masks=masks, delta_masks=deltas or None, routes=routes, reuse=reuse_plan(ci, x, _routed_rows(names, routes, V * B, dev)), stack=V)
     d = _per_variant_distance(out, target_out, V, distance)
     res, i = {}, 0
     if all_layers: res['stochastic_recon'] = d[:S].mean(); i = S
@@ -306,8 +310,7 @@ def _pgd_distances(model: ComponentModel, x: Tensor, ci: Mapping[str, Tensor], t
     masks, dmasks = pgd_masks(ci, sources, model.use_delta)
     names, B, dev = list(ci), batch_size(x), batch_device(x)
     if not layerwise:
-        on = {n: (routes or {}).get(n, torch.ones(B, dtype=torch.bool, device=dev)) for n in names}
-        out = model(x, masks=masks, delta_masks=dmasks or None, routes=routes, reuse=reuse_plan(ci, x, on, model_grad))
+        out = model(x, masks=masks, delta_masks=dmasks or None, routes=routes, reuse=reuse_plan(ci, x, _routed_rows(names, routes, B, dev), model_grad))
         return _per_variant_distance(out, target_out, 1, distance)
     variant = torch.arange(len(names), device=dev).repeat_interleave(B)  # row i of the stacked batch is variant i // B
     routes = {n: variant == j for j, n in enumerate(names)}
@@ -630,7 +633,7 @@ def persistent_pgd_recon_term(inp: LossInputs, s: PersistentPGDSettings) -> Tens
     if s.routing != 'all':
         on = subset_routes(batch_size(inp.x), len(ci), s.routing, s.route_prob, inp.generator, inp.shard, batch_device(inp.x))
         routes = {n: on[:, j] for j, n in enumerate(ci)}
-    on = {n: (routes or {}).get(n, torch.ones(batch_size(inp.x), dtype=torch.bool, device=batch_device(inp.x))) for n in ci}
+    on = _routed_rows(ci, routes, batch_size(inp.x), batch_device(inp.x))
     out = model(inp.x, masks=masks, delta_masks=dmasks or None, routes=routes, reuse=reuse_plan(ci, inp.x, on, model_grad=not warm))
     loss = _per_variant_distance(out, inp.target_out, 1, inp.distance)[0]
     if not warm: return loss
