@@ -181,9 +181,9 @@ def resid_mlp_mechanisms(target: ResidualMLP) -> Tensor:
 
 # %% ../../nbs/56_ground_truth.ipynb #4ae999a5
 def ground_truth_recipe(target_modules: list[str], C: int, steps: int, seed: int, **overrides) -> SPDConfig:
-    "The benchmark's tuned SPD recipe for rank-one toys: delta component, faithfulness warm-up, lr 3e-3, importance minimality 1e-2, batch 512."
+    "The benchmark's tuned SPD recipe for rank-one toys: delta component, faithfulness warm-up, lr 3e-3, importance minimality 1e-2 with p = 1, batch 512."
     cfg = SPDConfig(target_modules=target_modules, C=C, use_delta=True, lr=3e-3, steps=steps, batch_size=512, seed=seed,
-                    losses={'faithfulness': {'coeff': 0.0, 'warmup_steps': 200}, 'importance_minimality': {'coeff': 1e-2}},
+                    losses={'faithfulness': {'coeff': 0.0, 'warmup_steps': 200}, 'importance_minimality': {'coeff': 1e-2, 'p': 1.0}},
                     log_every=max(1, steps // 10), device='cpu', progress=False)
     return cfg.replace(**overrides) if overrides else cfg
 
@@ -314,7 +314,8 @@ def resid_mlp_ci_pattern(model: ComponentModel,  # a decomposition of a `Residua
                         ) -> dict[str, Any]:
     """The CI pattern against the known one. mlp_in: each feature's component (Hungarian assignment on the one-hot CI matrix),
     its precision P(x_i != 0 | CI > threshold) and recall P(CI > threshold | x_i > margin) on `x`, the same for shuffled
-    assignments (chance), components on per one-hot probe (true 1); mlp_out: components on for some probe (true d_mlp)."""
+    assignments (chance), components on per one-hot probe (true 1) and for some input of `x` (true n_features); mlp_out: components
+    on for some probe (true d_mlp)."""
     check_float(threshold, 'threshold', 0, 1, lo_open=True, hi_open=True); check_positive_int(n_shuffles, 'n_shuffles')
     if not {'mlp_in', 'mlp_out'} <= set(model.module_names):
         raise ValueError(f"model decomposes {model.module_names}: resid_mlp_ci_pattern needs a ResidualMLP's 'mlp_in' and 'mlp_out'")
@@ -333,7 +334,7 @@ def resid_mlp_ci_pattern(model: ComponentModel,  # a decomposition of a `Residua
     precision, recall = prec_rec(comp)
     return {'assignment': comp.tolist(), 'precision': precision, 'recall': recall,
             'chance_precision': float(shuffled[0]), 'chance_recall': float(shuffled[1]), 'base_rate': float(active.float().mean()),
-            'in_per_probe': float((probe['mlp_in'] > threshold).sum(1).float().mean()),
+            'in_per_probe': float((probe['mlp_in'] > threshold).sum(1).float().mean()), 'in_alive': int(on.any(0).sum()),
             'out_alive': int((probe['mlp_out'] > threshold).any(0).sum()),
             'out_per_probe': float((probe['mlp_out'] > threshold).sum(1).float().mean())}
 
@@ -378,6 +379,7 @@ def bench_resid_mlp(steps: int, seeds: list[int], size: str = 'small', C: int | 
             row('mlp_in: worst best-match cosine (embedding span)', [r['worst_cosine'] for r in recs], ch['worst_cosine']),
             row('mlp_in: MMCS (embedding span)', [r['mmcs'] for r in recs], ch['mmcs']),
             row(f'mlp_in: significant components (true {n})', [r['n_significant'] for r in recs], ch['n_significant'], pub('100 (SPD paper)')),
+            row(f'mlp_in: components on for some held-out input (true {n})', col('in_alive')),
             row(f'mlp_out: components on for some probe (true {dm})', col('out_alive'), published=pub('50 (SPD paper)')),
             row('mlp_out: components on per one-hot probe', col('out_per_probe'), published=pub('50: all of them (SPD paper)')),
             row(f'mlp_out: significant components (true {dm})', outs)]

@@ -285,7 +285,7 @@ def head_accuracies(component_model,  # a ComponentModel of a ShapesCNN
 # %% ../../nbs/51_shapes.ipynb #b85f7b71
 LAYERS = ('conv1', 'conv2', 'conv3', 'fc1', 'fc2')
 # the experiment's loss settings (SPDConfig.losses layout); see "Faithfulness" below: the shape head breaks at a few % weight error
-SHAPES_SPD_LOSSES = {'importance_minimality': {'coeff': 1e-2}, 'faithfulness': {'coeff': 1e6, 'warmup_steps': 0}}
+SHAPES_SPD_LOSSES = {'importance_minimality': {'coeff': 1e-2, 'p': 1.0}, 'faithfulness': {'coeff': 1e6, 'warmup_steps': 0}}
 
 
 @dataclasses.dataclass
