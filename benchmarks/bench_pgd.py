@@ -56,7 +56,7 @@ def tms_case(batch: int):
 
 
 def mnist_case(batch: int = 1024):
-    cfg = SPDConfig(target_modules={'fc1': 100, 'fc2': 100}, C=None, distance='kl', batch_size=batch, progress=False, device='cpu')
+    cfg = SPDConfig(target_modules={'fc1': 100, 'fc2': 100}, C=None, distance='kl', losses={'importance_minimality': {'p': 1.0}}, batch_size=batch, progress=False, device='cpu')
     x = load_mnist().x_train[:batch].reshape(batch, -1)
     return f'MNIST MLP 784-128-10, fc1 + fc2 (C=100/100), batch {batch}, KL', MLP(784, 128, 10, seed=0), cfg, x
 
