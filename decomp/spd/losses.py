@@ -121,7 +121,7 @@ def minimality_sum(vals: Mapping[str, Tensor],  # {layer: (..., C)} a penalty pe
 
 
 def importance_minimality_loss(ci_upper: Mapping[str, Tensor],  # {layer: (..., C) upper-leaky importances}
-                               p: float = 1.0,  # exponent
+                               p: float = 2.0,  # exponent (the loss row's default, `ImportanceMinimalitySettings.p`)
                                eps: float = 1e-12,  # added before the power
                                beta: float = 0.0,  # frequency term (0: off)
                                shard: tuple[int, int] | None = None,  # (rank, world) under torchrun (global S_c)
