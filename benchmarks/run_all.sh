@@ -19,5 +19,6 @@ if [ -n "${BASELINE:-}" ]; then
 fi
 $PY benchmarks/bench_sae.py --reps 3 ${BATCHTOPK:+--batchtopk "$BATCHTOPK"} --json benchmarks/out/sae.json
 $PY benchmarks/bench_pgd.py --reps 7 --json benchmarks/out/pgd.json
+$PY benchmarks/bench_data.py --reps 7 --json benchmarks/out/data.json
 uptime | tee benchmarks/out/load_end.txt
 $PY benchmarks/report.py

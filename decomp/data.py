@@ -218,7 +218,7 @@ def _iter_batches(data):
     torch.empty((), dtype=torch.int64).random_(generator=data.generator)  # the draw a DataLoader iterator makes (its base seed)
     for idx in order:  # the loader's own order (its sampler and generator): the same batches, without collation
         idx = torch.as_tensor(idx)
-        yield [t[idx] for t in tensors]
+        yield [_gather(t, idx) for t in tensors]
 
 
 class Batcher:
