@@ -118,7 +118,7 @@ def component_mmcs(a: ComponentModel,  # one decomposition
 def tms_spd_config(**overrides) -> SPDConfig:
     "The short TMS 5-2 SPD recipe (3000 steps at batch 512, tied components, delta + faithfulness warm-up, lr 3e-3, importance minimality p = 1 as in the reference's TMS 5-2 config); `overrides` change fields."
     cfg = SPDConfig(target_modules=['linear1', 'linear2'], C=20, tie={'linear2': 'linear1'}, use_delta=True,
-                    losses={'faithfulness': {'coeff': 0.0, 'warmup_steps': 200}, 'importance_minimality': {'p': 1.0}}, lr=3e-3, steps=3000, batch_size=512,
+                    losses={'faithfulness': {'coeff': 0.0, 'warmup_steps': 200}, 'importance_minimality': {'coeff': 3e-3, 'p': 1.0}}, lr=3e-3, steps=3000, batch_size=512,
                     log_every=50, seed=0, progress=False)
     return cfg.replace(**overrides) if overrides else cfg
 

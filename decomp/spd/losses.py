@@ -657,7 +657,7 @@ def persistent_pgd_update(state: Mapping,  # the run's loss state (`LossInputs.s
 @dataclasses.dataclass
 class ImportanceMinimalitySettings(TermSettings):
     "Importance minimality: coefficient, exponent p (annealed linearly to p_final between the two fractions of training), eps."
-    coeff: float = 3e-3
+    coeff: float = 2e-3  # 3e-3 merged a residual-MLP feature (nbs/56); 1e-3 left 6 TMS components of 5 at one seed
     p: float = 2.0  # exponent (2: the reference's residual-MLP, TMS 40-10 and LM configs; its TMS 5-2 config uses 1)
     p_final: float | None = None  # anneal p to this (None: constant)
     p_anneal_start_frac: float = 1.0
