@@ -471,8 +471,8 @@ def render_shapes(labels: Tensor,  # (n, 3) int: shape, colour, size indices
     return out
 
 
-class ShapesColours(torch.utils.data.Dataset):
-    "`n` images of one shape x colour x size at a random position; `images (n, 3, size, size)`, `labels (n, 3)`."
+class ShapesColours(torch.utils.data.TensorDataset):
+    "`n` images of one shape x colour x size at a random position; `images (n, 3, size, size)`, `labels (n, 3)`; a `TensorDataset` of the two."
     SHAPES, COLOURS, SIZES, HEADS = SHAPES, COLOURS, SIZES, ('shape', 'colour', 'size')
 
     def __init__(self,
@@ -497,6 +497,11 @@ class ShapesColours(torch.utils.data.Dataset):
         self.images = render_shapes(self.labels, self.centres, self.size)
         if self.noise > 0:
             self.images = (self.images + self.noise * torch.randn(self.images.shape, generator=g)).clamp_(0, 1)
+
+    @property
+    def tensors(self) -> tuple[Tensor, Tensor]:
+        "`(images, labels)`: what `TensorDataset` indexes, so a `DataLoader` over it is read by index, not sample by sample."
+        return self.images, self.labels
 
     def __len__(self) -> int: return self.n
 
