@@ -25,9 +25,9 @@ from ..sae.variants import _gate_inputs, sae_adversarial_ladder
 from ..spd.importance import sample_masks
 from ..spd.metrics import AdversarialConfig, collect_ci, default_accuracy, evaluate_adversarial
 from ..spd.model import ComponentModel
-from ..spd.train import SPDConfig, make_component_model, train_spd
+from ..spd.train import SPDConfig, train_spd
 from ..train import fit
-from .mnist import MNISTConfig, Predecomposed, _sync_target, train_predecomposed
+from .mnist import MNISTConfig, Predecomposed, predecomposed_model, train_predecomposed
 from .shapes import ShapesConfig, head_accuracy
 
 # %% auto #0
@@ -148,12 +148,7 @@ def _predecomposed_end(ctx, spd: SPDConfig, seed: int) -> ComponentModel:
                      lr_warmup_steps=0, lr_final_frac=0.0, eval_every=None, checkpoint_dir=None, progress=False)
     set_seed(seed)
     net = MLP(ctx.x_train.shape[1], ctx.width, sum(ctx.spec.head_sizes), seed=seed).to(get_device(c.device))
-    cm = make_component_model(net, sc, init='random', use_delta=False, tie=None)  # the net is its components: no delta
-    for comp in cm.components.values():  # trainable biases (frozen buffers in post-hoc SPD)
-        b = comp.bias.detach().clone()
-        del comp.bias
-        comp.bias = nn.Parameter(b)
-    _sync_target(cm)
+    cm = predecomposed_model(net, sc)
     fit(_PredecomposedHeads(cm, sc, 1.0, ctx.spec.head_sizes), (ctx.x_train, ctx.y_train), sc, optimizer='adamw', desc='pre-decomposed')
     return cm.eval()
 

@@ -30,7 +30,7 @@ from ..causal_plots import write_causal_figures
 
 # %% auto #0
 __all__ = ['EXPERIMENT', 'default_spd_config', 'default_adversarial_config', 'default_causal_config', 'MNISTConfig',
-           'Predecomposed', 'train_predecomposed', 'top_components', 'plot_component_directions',
+           'predecomposed_model', 'Predecomposed', 'train_predecomposed', 'top_components', 'plot_component_directions',
            'plot_directions_side_by_side', 'digit_order', 'plot_ci_by_digit', 'digit_coverage', 'MNISTResult',
            'run_mnist', 'plot_comparison', 'mnist_report']
 
@@ -115,6 +115,19 @@ def _sync_target(cm: ComponentModel):
             if mod.bias is not None and c.bias is not None: mod.bias.copy_(c.bias)
 
 
+def predecomposed_model(net: nn.Module,  # a freshly initialised network: it *is* its components
+                        config: SPDConfig,  # SPD settings (target_modules, C, CI functions)
+                       ) -> ComponentModel:
+    "`net` in component form for pre-decomposed training: random components, no delta, trainable biases, the target synced."
+    cm = make_component_model(net, config, init='random', use_delta=False, tie=None)
+    for c in cm.components.values():  # trainable biases (frozen buffers in post-hoc SPD)
+        b = c.bias.detach().clone()
+        del c.bias
+        c.bias = nn.Parameter(b)
+    _sync_target(cm)
+    return cm
+
+
 class Predecomposed(SPD):
     "The pre-decomposed run as a `decomp.train.Method`: SPD's terms plus the task loss on `(x, y)` batches; the target follows the components."
     def __init__(self, model: ComponentModel,  # components of a freshly initialised MLP (trainable biases)
@@ -148,12 +161,7 @@ def train_predecomposed(config: MNISTConfig,  # the experiment's settings (uses 
                             progress=progress)
     set_seed(config.seed)
     net = MLP(784, config.hidden, 10, seed=config.seed).to(get_device(config.device))
-    cm = make_component_model(net, sc, init='random', use_delta=False, tie=None)  # the net is its components: no delta
-    for c in cm.components.values():  # trainable biases (frozen buffers in post-hoc SPD)
-        b = c.bias.detach().clone()
-        del c.bias
-        c.bias = nn.Parameter(b)
-    _sync_target(cm)
+    cm = predecomposed_model(net, sc)
     hist = fit(Predecomposed(cm, sc, config.task_coeff), (x, y), sc, optimizer='adamw', desc='pre-decomposed')
     cm.eval()
     return cm, hist
