@@ -4,7 +4,7 @@
 
 # %% ../../nbs/55_compare.ipynb #c3a01bf3
 from __future__ import annotations
-import dataclasses, math, time
+import copy, dataclasses, math, time
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple
 
@@ -12,11 +12,12 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from ..core import Config, check_positive_int, get_device, set_seed
 from ..data import ShapesColours, load_mnist
 from ..metrics import activation_correlation, hungarian_match, label_grounding, random_directions, splice_fidelity
-from ..models import MLP, load_or_train_mnist_mlp, load_or_train_shapes_cnn, multi_head_loss
+from ..models import MLP, TinyTransformer, load_or_train_induction, load_or_train_mnist_mlp, load_or_train_shapes_cnn, multi_head_loss, repeated_tokens
 from ..plots import grid, save_figure
 from ..report import Report, finish_experiment, start_experiment
 from ..sae.base import SAE, SAEConfig, collect_activations, train_sae
@@ -27,13 +28,14 @@ from ..spd.metrics import AdversarialConfig, collect_ci, default_accuracy, evalu
 from ..spd.model import ComponentModel
 from ..spd.train import SPDConfig, train_spd
 from ..train import fit
+from .induction import prediction_positions
 from .mnist import MNISTConfig, Predecomposed, predecomposed_model, train_predecomposed
 from .shapes import ShapesConfig, head_accuracy
 
 # %% auto #0
-__all__ = ['METHODS', 'GATED', 'TARGETS', 'METHOD_FNS', 'EXPERIMENT', 'default_sweeps', 'default_compare_spd_config',
-           'default_compare_sae_config', 'TargetData', 'CompareTarget', 'CompareConfig', 'fast_compare_config',
-           'CompareContext', 'make_context', 'Units', 'fit_spd_posthoc', 'fit_spd_predecomposed',
+__all__ = ['METHODS', 'GATED', 'END_LAYER', 'TARGETS', 'METHOD_FNS', 'EXPERIMENT', 'default_sweeps', 'default_compare_spd_config',
+           'default_compare_sae_config', 'TargetData', 'CompareTarget', 'ResidualEnd', 'token_rows', 'CompareConfig',
+           'fast_compare_config', 'CompareContext', 'make_context', 'Units', 'fit_spd_posthoc', 'fit_spd_predecomposed',
            'fit_batchtopk_transcoder', 'fit_batchtopk_sae', 'fit_stochastic_transcoder', 'fit_neurons',
            'fit_random_rotation', 'random_units', 'measure_units', 'seed_stability', 'CompareResult', 'plot_fronts',
            'run_compare']
@@ -65,15 +67,19 @@ def default_compare_sae_config() -> SAEConfig:
     return SAEConfig(steps=2000, batch_size=256, lr=3e-3, dead_after=256 * 50, log_every=50, progress=False)
 
 # %% ../../nbs/55_compare.ipynb #9a1c0e02
+END_LAYER = 'fc1'  # the compared layer's name in every target's end (what SPD decomposes there)
+
+
 class TargetData(NamedTuple):
     "A target loaded for the harness: the samples are already read at the compared layer's input."
     model: nn.Module  # the whole trained target (eval mode)
-    target: nn.Module  # the network from the compared layer on, reading its input: an MLP, fc1 (the layer) -> ReLU -> fc2
+    target: nn.Module  # the network from the compared layer on, reading its input: fc1 (the layer) -> ReLU -> fc2 (an MLP, or a ResidualEnd)
     accuracy: float  # the whole target's test accuracy (mean over heads)
     x_train: Tensor  # (N, d_in) the layer's input on the training samples
     y_train: Tensor  # (N,) labels, or (N, n_heads) for a multi-head model
     x_eval: Tensor  # (n, d_in) the layer's input on the held-out samples
     y_eval: Tensor  # (n,) or (n, n_heads)
+    factors_eval: Tensor | None = None  # (n, n_factors) the label factors of the grounding, when they are not the task labels y_eval
 
 
 @dataclasses.dataclass
@@ -86,10 +92,11 @@ class CompareTarget:
     width: int  # units of the compared layer: CompareConfig.hidden's default, or the model's own when `width_fixed`
     width_fixed: bool  # the model fixes the width (CompareConfig.hidden must stay null or equal it)
     data: str  # the data set in words
+    samples: str  # what one sample is, plural ('images', 'tokens')
     n_eval_max: int  # held-out samples it has
     n_eval_default: int  # held-out samples measured when CompareConfig.eval_samples is null
     head_sizes: tuple[int, ...]  # classes per output head; the KL is summed over heads
-    factors: dict[str, int]  # label factors of the grounding {name: number of values}, the columns of the labels
+    factors: dict[str, int]  # label factors of the grounding {name: number of values}: the columns of the labels (or of TargetData.factors_eval)
     distance: str | dict  # SPD's and the ladder's output distance
     load: Callable[[Any, bool], TargetData]  # (CompareConfig, progress) -> the model and its data at the layer's input
     predecomposed: Callable[[Any, SPDConfig, int], ComponentModel]  # (CompareContext, SPD config, seed) -> trained from scratch in component form
@@ -141,30 +148,104 @@ class _PredecomposedHeads(Predecomposed):
         return {'task': multi_head_loss(self.model(x, masks=ones), y, self.head_sizes), **super(Predecomposed, self).loss_terms(x, step)}
 
 
+def _fresh_end(end: nn.Module,  # the end of a target (fc1 -> ReLU -> fc2, and whatever else it holds)
+               seed: int,  # initialisation seed of fc1 and fc2
+              ) -> nn.Module:
+    "A copy of `end` with `fc1` and `fc2` re-initialised from `seed` (the draws of `MLP(d_in, hidden, d_out, seed=seed)`); anything else it holds (a `ResidualEnd`'s unembedding) stays the trained model's."
+    net = copy.deepcopy(end)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net.fc1.reset_parameters(); net.fc2.reset_parameters()
+    return net
+
+
 def _predecomposed_end(ctx, spd: SPDConfig, seed: int) -> ComponentModel:
-    "The end of the network (fc1 -> ReLU -> fc2 on the layer's input) trained from scratch in component form, the MNIST recipe."
+    "The end of the network (fc1 -> ReLU -> fc2 on the layer's input) with fresh fc1 and fc2 (`_fresh_end`) trained from scratch in component form, the MNIST recipe."
     c = ctx.config
     sc = spd.replace(losses={'faithfulness': {'coeff': 0.0}}, steps=c.steps, lr=2e-3, seed=seed, device=c.device, lr_schedule='cosine',
                      lr_warmup_steps=0, lr_final_frac=0.0, eval_every=None, checkpoint_dir=None, progress=False)
     set_seed(seed)
-    net = MLP(ctx.x_train.shape[1], ctx.width, sum(ctx.spec.head_sizes), seed=seed).to(get_device(c.device))
+    net = _fresh_end(ctx.target, seed).to(get_device(c.device))
     cm = predecomposed_model(net, sc)
-    fit(_PredecomposedHeads(cm, sc, 1.0, ctx.spec.head_sizes), (ctx.x_train, ctx.y_train), sc, optimizer='adamw', desc='pre-decomposed')
+    y = ctx.y_train if ctx.y_train.ndim == 2 else ctx.y_train[:, None]  # (N, n_heads): one label per head
+    fit(_PredecomposedHeads(cm, sc, 1.0, ctx.spec.head_sizes), (ctx.x_train, y), sc, optimizer='adamw', desc='pre-decomposed')
     return cm.eval()
 
 
 TARGETS: dict[str, CompareTarget] = {
     'mnist_mlp': CompareTarget(
         title='the MNIST MLP', describe='a 784-{width}-10 MLP', layers=('fc1', 'fc2'), supported=('fc1',), width=128,
-        width_fixed=False, data='MNIST', n_eval_max=10_000, n_eval_default=5000, head_sizes=(10,), factors={'digit': 10}, distance='kl',
+        width_fixed=False, data='MNIST', samples='images', n_eval_max=10_000, n_eval_default=5000, head_sizes=(10,), factors={'digit': 10}, distance='kl',
         load=_load_mnist_mlp, predecomposed=_predecomposed_mnist, accuracy_fn=default_accuracy),
     'shapes_cnn': CompareTarget(
         title='the shapes CNN', describe='the Shapes/Colours CNN of `decomp shapes` (conv1..conv3, fc1 512-{width}, fc2 to three 3-way heads)',
         layers=('conv1', 'conv2', 'conv3', 'fc1', 'fc2'), supported=('fc1',), width=64, width_fixed=True,
-        data="the shapes CNN's Shapes/Colours test set", n_eval_max=_SHAPES_TEST, n_eval_default=_SHAPES_TEST, head_sizes=(3, 3, 3),
+        data="the shapes CNN's Shapes/Colours test set", samples='images', n_eval_max=_SHAPES_TEST, n_eval_default=_SHAPES_TEST, head_sizes=(3, 3, 3),
         factors={'shape': 3, 'colour': 3, 'size': 3}, distance={'kl_groups': [3, 3, 3]},
         load=_load_shapes_cnn, predecomposed=_predecomposed_end, accuracy_fn=head_accuracy),
 }
+
+# %% ../../nbs/55_compare.ipynb #a7c0e201
+class ResidualEnd(nn.Module):
+    "A transformer from its last block's MLP on, per token: `unembed(x + fc2(relu(fc1(x))))` on the residual stream `x` after that block's attention (no layer norm)."
+    def __init__(self,
+                 fc1: nn.Linear,  # the MLP's input layer (the block's `fc_in`: the compared layer)
+                 fc2: nn.Linear,  # its output layer (`fc_out`), which reads the hidden layer
+                 unembed: nn.Linear,  # the unembedding
+                ):
+        super().__init__()
+        self.fc1, self.fc2, self.unembed = fc1, fc2, unembed
+
+    @classmethod
+    def of(cls, model: TinyTransformer) -> ResidualEnd:
+        "Copies of `model`'s last block's MLP and of its unembedding (the model is not changed)."
+        b = model.blocks[-1]
+        if not hasattr(b, 'fc_in'): raise ValueError("the model's last block has no MLP (d_mlp=0); the harness compares on its fc_in: use d_mlp > 0")
+        return cls(*(copy.deepcopy(m) for m in (b.fc_in, b.fc_out, model.unembed)))
+
+    def forward(self, x: Tensor,  # (n, d_model) the residual stream after the last block's attention, one row per token
+               ) -> Tensor:  # (n, vocab) next-token logits
+        return self.unembed(x + self.fc2(F.relu(self.fc1(x))))
+
+
+def token_rows(model: TinyTransformer,  # a transformer whose last block has an MLP
+               ids: Tensor,  # (B, T) token ids
+               repeated: Tensor,  # (B, T) bool: the repeat (`repeated_tokens`)
+              ) -> tuple[Tensor, Tensor, Tensor]:
+    "`(x (B*(T-1), d_model), next token (B*(T-1),), factors (B*(T-1), 3))`: every position with a next token, read at the last block's MLP input; factors: copy (1: it predicts a copied token, `prediction_positions`), the next token, the current token."
+    site = f'blocks.{len(model.blocks) - 1}.fc_in'
+    B, T = ids.shape
+    x = collect_activations(model, site, ids, where='input', per_position=True)[site].view(B, T, -1)[:, :-1]
+    copied = prediction_positions(repeated)[0][:, :-1]
+    factors = torch.stack([copied.long(), ids[:, 1:], ids[:, :-1]], -1)
+    return x.reshape(B * (T - 1), -1), ids[:, 1:].reshape(-1), factors.reshape(B * (T - 1), 3)
+
+
+_TRANSFORMER = dict(vocab=32, seq_len=16, d_model=32, n_heads=2, n_layers=2, d_mlp=64)  # the induction model of decomp.sae.tokens' tests
+_TRANSFORMER_STEPS, _TRANSFORMER_TRAIN, _TRANSFORMER_TEST = 1200, 4000, 2000  # training steps; sequences: 60,000 and 30,000 tokens
+
+
+def _load_transformer(config, progress: bool) -> TargetData:
+    "The induction transformer (`load_or_train_induction`, cached), its tokens read at the last block's MLP input: 4000 training sequences (seed + 20000), the first `n_eval` tokens of its 2000 held-out ones (seed + 10000, those of its reported accuracy)."
+    model = load_or_train_induction(**_TRANSFORMER, seed=config.seed, steps=_TRANSFORMER_STEPS, device=config.device, progress=progress)[0].eval()
+    draw = lambda n, s: repeated_tokens(n, _TRANSFORMER['vocab'], _TRANSFORMER['seq_len'], generator=torch.Generator().manual_seed(s))
+    x_train, y_train, _ = token_rows(model, *draw(_TRANSFORMER_TRAIN, config.seed + 20_000))
+    ids, rep = draw(_TRANSFORMER_TEST, config.seed + 10_000)
+    x_eval, y_eval, factors = token_rows(model, ids, rep)
+    with torch.no_grad(): acc = float(default_accuracy(model(ids)[:, :-1].flatten(0, 1), y_eval).mean())   # every next-token prediction
+    n = config.n_eval
+    return TargetData(model, ResidualEnd.of(model).eval(), acc, x_train, y_train, x_eval[:n], y_eval[:n], factors[:n])
+
+
+TARGETS['transformer'] = CompareTarget(
+    title='the induction transformer',
+    describe=("the induction TinyTransformer of `decomp.models.load_or_train_induction` (vocab 32, 16 tokens, d_model 32, 2 heads, "
+              "2 blocks each with an MLP of width {width}, no layer norm; 1200 steps on `repeated_tokens`), per token"),
+    layers=('embed', 'pos_embed', *(f'blocks.{i}.{m}' for i in range(2) for m in ('attn.qkv', 'attn.out', 'fc_in', 'fc_out')), 'unembed'),
+    supported=('blocks.1.fc_in',), width=64, width_fixed=True, data="the induction task's held-out set (2000 sequences)", samples='tokens',
+    n_eval_max=_TRANSFORMER_TEST * (_TRANSFORMER['seq_len'] - 1), n_eval_default=15_000, head_sizes=(32,), factors={'copy': 2, 'next_token': 32, 'current_token': 32},
+    distance='kl', load=_load_transformer, predecomposed=_predecomposed_end, accuracy_fn=default_accuracy)
+
 
 # %% ../../nbs/55_compare.ipynb #5b200df6
 def _and(names) -> str: return ', '.join(names[:-1]) + ' and ' + names[-1] if len(names) > 1 else names[0]
@@ -176,9 +257,9 @@ class CompareConfig(Config):
     steps: int = 2000  # training steps of every trained method
     seed: int = 0  # first seed (the target's, and seed stability's s0)
     device: str = 'cpu'  # 'cpu', 'cuda' or 'auto'
-    target: str = 'mnist_mlp'  # the model compared: a key of TARGETS ('mnist_mlp', 'shapes_cnn')
-    hidden: int | None = None  # units of the compared layer: the MNIST MLP's hidden width (null: 128); the shapes CNN fixes 64
-    layer: str = 'fc1'  # the layer compared
+    target: str = 'mnist_mlp'  # the model compared: a key of TARGETS ('mnist_mlp', 'shapes_cnn', 'transformer')
+    hidden: int | None = None  # units of the compared layer: the MNIST MLP's hidden width (null: 128); the shapes CNN and the transformer fix 64
+    layer: str | None = None  # the layer compared (null: the target's, fc1 for the MLP and the CNN, blocks.1.fc_in for the transformer)
     methods: list[str] = dataclasses.field(default_factory=lambda: list(METHODS))  # which methods run
     sweeps: dict[str, list[float]] = dataclasses.field(default_factory=default_sweeps)  # {method: sparsity settings (>= 3)}
     n_seeds: int = 3  # seeds of the stability measurement (at each method's middle setting)
@@ -186,7 +267,7 @@ class CompareConfig(Config):
     C: int = 64  # SPD components of fc1 (post hoc and pre-decomposed)
     predecomposed_fc2_C: int = 32  # components of fc2 in the pre-decomposed network (trained, never spliced here)
     stochastic_ci_hidden: list[int] = dataclasses.field(default_factory=lambda: [8])  # CI hidden widths of the stochastic transcoder
-    eval_samples: int | None = None  # held-out test samples measured (null: the target's default, MNIST 5000, the shapes CNN all 2700)
+    eval_samples: int | None = None  # held-out test samples measured (null: the target's default, MNIST 5000, the shapes CNN all 2700, the transformer 15000 tokens)
     chance_draws: int = 5  # draws of random directions per chance level
     adversarial: AdversarialConfig | None = dataclasses.field(  # the ladder's budget on the gated methods (null: off)
         default_factory=lambda: AdversarialConfig(steps=[0, 20, 80], distance='kl', n_inputs=1000))
@@ -201,6 +282,11 @@ class CompareConfig(Config):
         return self.hidden if self.hidden is not None else TARGETS[self.target].width
 
     @property
+    def compared_layer(self) -> str:
+        "The layer compared: `layer`, or the target's."
+        return self.layer if self.layer is not None else TARGETS[self.target].supported[0]
+
+    @property
     def n_eval(self) -> int:
         "Held-out samples measured: `eval_samples`, or the target's default."
         return self.eval_samples if self.eval_samples is not None else TARGETS[self.target].n_eval_default
@@ -210,13 +296,13 @@ class CompareConfig(Config):
         t = TARGETS[self.target]
         for f in ('steps', 'n_seeds', 'n_features', 'C', 'predecomposed_fc2_C', 'chance_draws'): check_positive_int(getattr(self, f), f)
         if self.eval_samples is not None: check_positive_int(self.eval_samples, 'eval_samples')
-        if self.layer not in t.supported:
+        if self.compared_layer not in t.supported:
             have = f"{t.title} has layers {_and(t.layers)}" + (f"; {self.layer} is not supported by the harness yet" if self.layer in t.layers else '')
             raise ValueError(f"layer={self.layer!r}: {have}; use layer={t.supported[0]!r} (target={self.target!r})")
         if self.hidden is not None:
             check_positive_int(self.hidden, 'hidden')
             if t.width_fixed and self.hidden != t.width:
-                raise ValueError(f"hidden={self.hidden}: {t.title}'s {self.layer} has {t.width} units, fixed by the model "
+                raise ValueError(f"hidden={self.hidden}: {t.title}'s {self.compared_layer} has {t.width} units, fixed by the model "
                                  f"(target={self.target!r}); leave hidden null (or set it to {t.width})")
         bad = [m for m in self.methods if m not in METHODS]
         if bad or not self.methods: raise ValueError(f"methods={self.methods!r}: unknown {bad}; choose from {list(METHODS)}")
@@ -230,7 +316,7 @@ class CompareConfig(Config):
             if m not in ('spd_posthoc', 'spd_predecomposed', 'stochastic_transcoder'):
                 if any(v != int(v) or v > (self.n_features if 'sae' in m or 'transcoder' in m else self.width) for v in s):
                     raise ValueError(f"sweeps[{m!r}]={s!r}: k must be whole numbers at most the number of units")
-        if self.n_eval > t.n_eval_max: raise ValueError(f"eval_samples={self.eval_samples}: {t.data} has {t.n_eval_max} test images")
+        if self.n_eval > t.n_eval_max: raise ValueError(f"eval_samples={self.eval_samples}: {t.data} has {t.n_eval_max} test {t.samples}")
         if self.adversarial is not None: self.adversarial = self.adversarial.replace(seed=self.seed, distance=t.distance)
         if self.spd.distance != t.distance: self.spd = self.spd.replace(distance=t.distance)
         self.sync_nested()
@@ -250,9 +336,9 @@ def fast_compare_config(**overrides) -> CompareConfig:
 class CompareContext:
     "What every run of the harness shares; samples are read at the compared layer's input."
     config: CompareConfig
-    target: nn.Module  # the network from the compared layer on (an MLP: fc1 -> ReLU -> fc2; for MNIST the whole model), eval mode
+    target: nn.Module  # the network from the compared layer on (fc1 -> ReLU -> fc2: an MLP, for MNIST the whole model; the transformer's ResidualEnd), eval mode
     target_accuracy: float  # the whole target's test accuracy (mean over heads)
-    x_train: Tensor  # (N, d_in) the layer's input on the training samples (MNIST: the flattened images)
+    x_train: Tensor  # (N, d_in) the layer's input on the training samples (MNIST: the flattened images; the transformer: one row per token)
     y_train: Tensor  # (N,) labels, or (N, n_heads)
     x_eval: Tensor  # (n, d_in) on the held-out samples
     y_eval: Tensor  # (n,) or (n, n_heads)
@@ -261,13 +347,21 @@ class CompareContext:
     logits: Tensor  # (n, n_out) the target's logits on them
     mean_ablation_logits: Tensor  # (n, n_out) with the hidden layer replaced by its mean (the chance endpoint)
     model: nn.Module  # the whole trained target (MNIST: the same MLP as `target`)
-    labels: Tensor  # (n, n_factors) the label factors of the grounding on the held-out samples
+    labels: Tensor  # (n, n_factors) the label factors of the grounding on the held-out samples (the task labels, or TargetData.factors_eval)
 
     @property
     def spec(self) -> CompareTarget: return TARGETS[self.config.target]
 
     @property
     def width(self) -> int: return int(self.h_eval.shape[1])
+
+
+def _splice_hidden(end: nn.Module,  # the end of a target: its fc2 reads the hidden layer
+                   x: Tensor,  # (n, d_in) the layer's input
+                   hidden: Tensor,  # (n, width) what replaces the hidden layer
+                  ) -> Tensor:
+    "(n, n_out) logits of `end` on `x` with its hidden layer (fc2's input) replaced by `hidden`: `fc2(hidden)` for an MLP, `unembed(x + fc2(hidden))` for a ResidualEnd."
+    with torch.no_grad(), patch_site(end, 'fc2:input', lambda a: hidden): return end(x)
 
 
 def make_context(config: CompareConfig,  # the harness's settings
@@ -278,12 +372,11 @@ def make_context(config: CompareConfig,  # the harness's settings
     target = t.target
     _, h_train = transcoder_data(target, t.x_train)
     _, h_eval = transcoder_data(target, t.x_eval)
-    with torch.no_grad():
-        logits = target(t.x_eval)
-        mean = h_train.mean(0)
-        with patch_site(target, 'fc2:input', lambda a: mean.expand_as(a)): abl = target(t.x_eval)
+    with torch.no_grad(): logits = target(t.x_eval)
+    abl = _splice_hidden(target, t.x_eval, h_train.mean(0).expand_as(h_eval))
+    labels = t.factors_eval if t.factors_eval is not None else t.y_eval if t.y_eval.ndim == 2 else t.y_eval[:, None]
     return CompareContext(config, target, t.accuracy, t.x_train, t.y_train, t.x_eval, t.y_eval, h_train, h_eval, logits, abl,
-                          model=t.model, labels=t.y_eval if t.y_eval.ndim == 2 else t.y_eval[:, None])
+                          model=t.model, labels=labels)
 
 
 def _kl(ctx: CompareContext, reference: Tensor, logits: Tensor) -> float:
@@ -315,7 +408,7 @@ class Units:
 # %% ../../nbs/55_compare.ipynb #53f57616
 def _spd_units(ctx: CompareContext, cm: ComponentModel, method: str, setting: float, seed: int, reference: Tensor, seconds: float) -> Units:
     "Units of a decomposition whose `fc1` is decomposed: CI activity, CI-masked, stochastic and adversarial splices."
-    cfg, layer = ctx.config, ctx.config.layer
+    cfg, layer = ctx.config, END_LAYER
     cm = cm.eval()
     ci = collect_ci(cm, ctx.x_eval)[layer]
     g = torch.Generator().manual_seed(seed)
@@ -337,7 +430,7 @@ def _spd_units(ctx: CompareContext, cm: ComponentModel, method: str, setting: fl
 def fit_spd_posthoc(ctx: CompareContext, setting: float, seed: int) -> Units:
     "SPD of the trained target's fc1, importance minimality's coeff = `setting`."
     c = ctx.config
-    spd = c.spd.replace(target_modules={c.layer: c.C}, seed=seed,
+    spd = c.spd.replace(target_modules={END_LAYER: c.C}, seed=seed,
                         losses={**c.spd.losses, 'importance_minimality': dataclasses.replace(c.spd.losses['importance_minimality'], coeff=float(setting))})
     t0 = time.time()
     cm = train_spd(ctx.target, ctx.x_train, spd)[0]
@@ -347,7 +440,7 @@ def fit_spd_posthoc(ctx: CompareContext, setting: float, seed: int) -> Units:
 def fit_spd_predecomposed(ctx: CompareContext, setting: float, seed: int) -> Units:
     "The target's end trained from scratch in component form (fc1 and fc2, `TARGETS[target].predecomposed`), importance minimality's coeff = `setting`; fc1 measured."
     c = ctx.config
-    spd = c.spd.replace(target_modules={c.layer: c.C, 'fc2': c.predecomposed_fc2_C},
+    spd = c.spd.replace(target_modules={END_LAYER: c.C, 'fc2': c.predecomposed_fc2_C},
                         losses={**c.spd.losses, 'importance_minimality': dataclasses.replace(c.spd.losses['importance_minimality'], coeff=float(setting))})
     t0 = time.time()
     cm = ctx.spec.predecomposed(ctx, spd, seed)
@@ -355,11 +448,6 @@ def fit_spd_predecomposed(ctx: CompareContext, setting: float, seed: int) -> Uni
     return _spd_units(ctx, cm, 'spd_predecomposed', setting, seed, ref, time.time() - t0)
 
 # %% ../../nbs/55_compare.ipynb #48efba28
-def _splice_hidden(ctx: CompareContext, hidden: Tensor) -> Tensor:
-    "(n, n_out) logits of the target with its hidden layer (fc2's input) replaced by `hidden: (n, width)`."
-    with torch.no_grad(): return ctx.target.fc2(hidden)
-
-
 def _train_dictionary(ctx: CompareContext, architecture: str, setting: float, seed: int, reads_input: bool) -> tuple[SAE, float]:
     c = ctx.config
     d_in = ctx.x_train.shape[1] if reads_input else ctx.width
@@ -375,7 +463,7 @@ def fit_batchtopk_transcoder(ctx: CompareContext, setting: float, seed: int) -> 
     "A BatchTopK transcoder layer input -> hidden layer with k = `setting`."
     tc, secs = _train_dictionary(ctx, 'batchtopk', setting, seed, True)
     codes = feature_activations(tc, ctx.x_eval)
-    with torch.no_grad(): logits = _splice_hidden(ctx, tc.predict(ctx.x_eval))
+    with torch.no_grad(): logits = _splice_hidden(ctx.target, ctx.x_eval, tc.predict(ctx.x_eval))
     return Units('batchtopk_transcoder', setting, seed, codes, codes > 0, logits, ctx.logits, 'input', seconds=secs)
 
 
@@ -383,7 +471,7 @@ def fit_batchtopk_sae(ctx: CompareContext, setting: float, seed: int) -> Units:
     "A BatchTopK SAE of the hidden layer with k = `setting`."
     sae, secs = _train_dictionary(ctx, 'batchtopk', setting, seed, False)
     codes = feature_activations(sae, ctx.h_eval)
-    with torch.no_grad(): logits = _splice_hidden(ctx, sae.predict(ctx.h_eval))
+    with torch.no_grad(): logits = _splice_hidden(ctx.target, ctx.x_eval, sae.predict(ctx.h_eval))
     return Units('batchtopk_sae', setting, seed, codes, codes > 0, logits, ctx.logits, 'hidden', seconds=secs)
 
 
@@ -400,8 +488,8 @@ def fit_stochastic_transcoder(ctx: CompareContext, setting: float, seed: int) ->
     codes = feature_activations(tc, x)
     with torch.no_grad():
         ci = tc.causal_importance(x)
-        logits = _splice_hidden(ctx, tc.predict(x))
-        stoch = _splice_hidden(ctx, _gated_hidden(tc, x, sample_masks(ci, tc.sampling, 1, torch.Generator().manual_seed(seed))[0]))
+        logits = _splice_hidden(ctx.target, x, tc.predict(x))
+        stoch = _splice_hidden(ctx.target, x, _gated_hidden(tc, x, sample_masks(ci, tc.sampling, 1, torch.Generator().manual_seed(seed))[0]))
     ladder = None
     if c.adversarial is not None:
         a = c.adversarial
@@ -414,7 +502,7 @@ def fit_stochastic_transcoder(ctx: CompareContext, setting: float, seed: int) ->
             cib = ci[:n]
             for s in a.steps:
                 m = sample_masks(cib, tc.sampling, 1, torch.Generator().manual_seed(a.seed))[0] if s == 0 else cib + (1 - cib) * worst[s]
-                lg = _splice_hidden(ctx, _gated_hidden(tc, xb, m))
+                lg = _splice_hidden(ctx.target, xb, _gated_hidden(tc, xb, m))
                 ladder[s] = (_kl(ctx, ctx.logits[:n], lg), _accuracy(ctx, lg))
     return Units('stochastic_transcoder', setting, seed, codes, codes > 0, logits, ctx.logits, 'input', stoch, ladder, secs)
 
@@ -434,7 +522,7 @@ def fit_neurons(ctx: CompareContext, setting: float, seed: int) -> Units:
     "The neuron basis: the k = `setting` most active hidden neurons of each sample kept, the rest zeroed."
     h = ctx.h_eval
     keep = _topk_mask(h, int(setting)) & (h > 0)
-    return Units('neurons', setting, seed, h * keep, keep, _splice_hidden(ctx, h * keep), ctx.logits, 'hidden')
+    return Units('neurons', setting, seed, h * keep, keep, _splice_hidden(ctx.target, ctx.x_eval, h * keep), ctx.logits, 'hidden')
 
 
 def fit_random_rotation(ctx: CompareContext, setting: float, seed: int) -> Units:
@@ -443,7 +531,7 @@ def fit_random_rotation(ctx: CompareContext, setting: float, seed: int) -> Units
     mu = ctx.h_train.mean(0)
     coef = (ctx.h_eval - mu) @ R
     keep = _topk_mask(coef.abs(), int(setting))
-    return Units('random_rotation', setting, seed, coef.abs() * keep, keep, _splice_hidden(ctx, mu + (coef * keep) @ R.t()),
+    return Units('random_rotation', setting, seed, coef.abs() * keep, keep, _splice_hidden(ctx.target, ctx.x_eval, mu + (coef * keep) @ R.t()),
                  ctx.logits, 'hidden')
 
 
@@ -462,7 +550,7 @@ def _read_data(ctx: CompareContext, read_space: str) -> tuple[Tensor, Tensor]:
 def random_units(ctx: CompareContext,  # the harness's context
                  read_space: str,  # 'input' or 'hidden'
                  n: int,  # how many units
-                 rate: float,  # fraction of the images each fires on
+                 rate: float,  # fraction of the samples each fires on
                  seed: int,  # RNG
                 ) -> tuple[Tensor, Tensor]:
     "`(acts (n_samples, n), active (n_samples, n))` of random directions of the read space, each firing on the top `rate` of the samples."
@@ -585,9 +673,9 @@ class CompareResult:
         c, t = self.config, TARGETS[self.config.target]
         heads, factors = len(t.head_sizes), list(t.factors)
         r = Report(f'Comparing decompositions of {t.title}')
-        r.text(f"`decomp compare`: {len(c.methods)} methods on `{c.layer}` of {t.describe.format(width=c.width)} (test accuracy "
+        r.text(f"`decomp compare`: {len(c.methods)} methods on `{c.compared_layer}` of {t.describe.format(width=c.width)} (test accuracy "
                f"**{self.target_accuracy:.4f}**{', mean over its ' + str(heads) + ' heads' if heads > 1 else ''}), {c.steps} training steps, "
-               f"{c.n_eval} held-out test images, seeds "
+               f"{c.n_eval} held-out test {t.samples}, seeds "
                f"{c.seed}..{c.seed + c.n_seeds - 1} for stability. Units: SPD components (active: CI > {c.spd.ci_threshold:g}), "
                "dictionary features (active: code > 0), hidden neurons / rotated directions (active: kept among the k largest). "
                "KL is from the reference model's output (the target; for the pre-decomposed run its own network) to the spliced model's"
@@ -602,7 +690,7 @@ class CompareResult:
                "method reads, firing as often (mean ± sd over draws). Seed stability: mean Hungarian-matched activation correlation "
                "of the first seed's alive units with the other seeds' (middle setting), in brackets random directions of its read space.")
         if c.adversarial is not None:
-            r.text(f"Ladder: {c.adversarial.budget()}, {min(c.adversarial.n_inputs, c.n_eval)} held-out images; SPD's adversary ascends the output KL, "
+            r.text(f"Ladder: {c.adversarial.budget()}, {min(c.adversarial.n_inputs, c.n_eval)} held-out {t.samples}; SPD's adversary ascends the output KL, "
                    "the stochastic transcoder's ascends its reconstruction error (the KL is measured at the sources it found).")
         mono = self.monotone()
         r.text('Fronts monotone in the sweep (L0 moves one way along the settings): ' + ', '.join(f'{m} {v}' for m, v in mono.items()) + '.')
@@ -625,7 +713,7 @@ def plot_fronts(result: CompareResult,  # a finished comparison
         ax.set(xscale='log', xlabel='L0 (active units per sample)', ylabel=label, title=label)
         if key == 'kl': ax.set_yscale('log')
     axes[0].legend(fontsize=7)
-    fig.suptitle(f'fidelity vs sparsity on {result.config.layer} of {TARGETS[result.config.target].title} '
+    fig.suptitle(f'fidelity vs sparsity on {result.config.compared_layer} of {TARGETS[result.config.target].title} '
                  '(chance endpoint drawn at L0 = 0.5, KL below 1e-3 at 1e-3)', fontsize=10)
     return save_figure(fig, path)
 
