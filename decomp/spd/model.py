@@ -4,7 +4,7 @@
 
 # %% ../../nbs/12_spd.model.ipynb #5180a241
 from __future__ import annotations
-import contextlib
+import contextlib, warnings
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import torch
@@ -574,3 +574,9 @@ def check_inputs(self: ComponentModel, x: Tensor | Mapping[str, Tensor],  # one 
             "losses would mix them. " + (f"These modules read dim 0 as time (batch_first=False): {tf}; build them with batch_first=True."
                                          if tf else "Make dim 0 the batch (batch_first=True for PyTorch's attention and RNN layers, "
                                          "or permute inside a wrapper)."))
+    mask = x.get('attention_mask') if isinstance(x, Mapping) else None
+    if torch.is_tensor(mask) and not bool(mask.bool().all()):
+        warnings.warn(f"the batch's attention_mask marks {1 - mask.bool().float().mean().item():.0%} of its positions as padding: SPD's "
+                      "losses average the output distance over every position and count the CI at every position, padding included, "
+                      "so padded positions train the decomposition like real ones; make the target's output constant there (e.g. a "
+                      "wrapper multiplying the logits by attention_mask[..., None], as in nbs/17) or pass unpadded batches", stacklevel=2)
