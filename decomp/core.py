@@ -308,7 +308,11 @@ def find_modules(model: nn.Module,  # the model to search
     if types is not None:
         bad = {n: type(m).__name__ for n, m in out.items() if not isinstance(m, types)}
         if bad:
-            raise TypeError(f"unsupported module type(s) {bad}; supported: {', '.join(t.__name__ for t in types)}")
+            globs = [p for p in patterns if p not in named and any(n != p and fnmatch.fnmatchcase(n, p) for n in bad)]
+            ok = [n for n in out if n not in bad]
+            hint = (f"; the glob pattern(s) {globs} match every module whose name fits, containers and activations included: "
+                    f"narrow them to the layers to decompose (the supported modules they matched: {ok})" if globs else '')
+            raise TypeError(f"unsupported module type(s) {bad}; supported: {', '.join(t.__name__ for t in types)}{hint}")
     return {n: out[n] for n in named if n in out}
 
 # %% ../nbs/00_core.ipynb #29b3bd6b
